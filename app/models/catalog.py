@@ -248,6 +248,8 @@ def read_entries(path: Path) -> list[ModelEntry]:
 
 def load_catalog(extra_files: Iterable[Path] = ()) -> Catalog:
     """The built-in catalog, plus entries from user catalog files (which may override built-ins)."""
-    builtin = Catalog(e for path in sorted(CATALOG_DIR.glob("*.json")) for e in read_entries(path))
+    kind_order = list(Kind)
+    entries = [e for path in sorted(CATALOG_DIR.glob("*.json")) for e in read_entries(path)]
+    builtin = Catalog(sorted(entries, key=lambda e: kind_order.index(e.kind)))  # pipeline order
     extra = [e for path in extra_files for e in read_entries(path)]
     return builtin.merged(extra) if extra else builtin

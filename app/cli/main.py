@@ -1,0 +1,83 @@
+"""The command line: no arguments starts the GUI; sub-commands run the engine headless.
+
+Exit codes: 0 success, 1 a user-facing error (the message says what and where), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app import __version__
+from app.cli import models_cmd
+from app.models.context import build_context
+from app.core.errors import DoppelError
+
+log = logging.getLogger("app")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models-dir", type=Path, metavar="DIR", help="folder holding the models")
+    common.add_argument(
+        "--catalog", type=Path, action="append", default=[], metavar="FILE",
+        help="extra catalog file (JSON entries; same ids replace built-ins); repeatable",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Doppel: real-time face swapping. Without a command, the desktop app starts.",
+    )
+    parser.add_argument("--version", action="version", version=f"Doppel {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gui = commands.add_parser("gui", parents=[common], help="start the desktop app (the default)")
+    gui.set_defaults(handler=_run_gui)
+    models_cmd.add_parser(commands, common)
+    return parser
+
+
+def _run_gui(args: argparse.Namespace, ctx: object) -> int:
+    from app.ui.launch import run_gui  # Qt loads only when the GUI is wanted
+
+    return run_gui(models_dir=args.models_dir, extra_catalogs=args.catalog)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv or ["gui"])
+    _configure_logging(args.verbose)
+    try:
+        if args.handler is _run_gui:
+            return _run_gui(args, None)
+        ctx = build_context(args.models_dir, args.catalog)
+        code: int = args.handler(args, ctx)
+        return code
+    except models_cmd.UsageError as exc:
+        parser.error(str(exc))  # exits with 2
+    except DoppelError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    return EXIT_OK

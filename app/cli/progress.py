@@ -1,0 +1,54 @@
+"""tqdm progress bars driven by the downloader's event stream (one bar per model)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import TracebackType
+
+from tqdm import tqdm
+
+from app.models.events import DownloadEvent, EventKind
+
+
+class DownloadBars:
+    """An EventSink: call it with events from any thread; close when the batch is over."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, tqdm] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: DownloadEvent) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            bar = self._bars.get(event.model_id)
+            if bar is None:
+                bar = tqdm(
+                    total=event.total, desc=event.model_id, unit="B", unit_scale=True,
+                    position=len(self._bars), leave=True, file=sys.stderr, dynamic_ncols=True,
+                )
+                self._bars[event.model_id] = bar
+            if event.total and bar.total != event.total:
+                bar.total = event.total
+            if event.kind in (EventKind.STARTED, EventKind.PROGRESS, EventKind.DONE, EventKind.SKIPPED):
+                bar.n = event.done
+                bar.refresh()
+            if event.kind in (EventKind.RETRY, EventKind.FALLBACK, EventKind.FAILED, EventKind.CANCELLED):
+                bar.write(f"{event.model_id}: {event.kind.value}: {event.message}", file=sys.stderr)
+            status = {EventKind.VERIFYING: "verifying", EventKind.DONE: "ok", EventKind.SKIPPED: "present",
+                      EventKind.FAILED: "FAILED", EventKind.CANCELLED: "cancelled"}.get(event.kind)
+            if status:
+                bar.set_postfix_str(status)
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+
+    def __enter__(self) -> DownloadBars:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.close()

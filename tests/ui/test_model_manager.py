@@ -1,0 +1,90 @@
+"""The model manager in a real (offscreen) Qt window, downloading from a real loopback server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from app.core.settings import Settings
+from app.models.catalog import Catalog, load_catalog
+from app.models.context import AppContext
+from app.models.location import ModelsDir
+from app.models.store import ModelStore
+from app.ui.main_window import MainWindow
+from tests.support.entries import blob, entry_for
+from tests.support.http_server import FileServer
+
+
+def context_for(tmp_path: Path, catalog: Catalog) -> AppContext:
+    models = ModelsDir(tmp_path / "models", "--models-dir")
+    return AppContext(Settings(), catalog, models, ModelStore(models.path, catalog))
+
+
+def test_window_lists_the_real_catalog(qtbot, tmp_path: Path) -> None:
+    catalog = load_catalog()
+    window = MainWindow(context_for(tmp_path, catalog))
+    qtbot.addWidget(window)
+    manager = window.model_manager
+    assert manager.table.rowCount() == len(catalog)
+    assert manager.state_text("inswapper_128_fp16") == "missing"
+    assert "non-commercial" in manager.table.item(manager._rows["inswapper_128_fp16"], 3).text()
+    assert window.statusBar().currentMessage() == f"0 of {len(catalog)} models present."
+
+
+def test_download_selected_with_progress(qtbot, tmp_path: Path, file_server: FileServer) -> None:
+    data = blob(3_000_000, seed=7)
+    file_server.files["/m.onnx"] = data
+    file_server.hold_s = 0.002
+    entry = entry_for("gui_model", data, [file_server.url("m.onnx")])
+    window = MainWindow(context_for(tmp_path, Catalog([entry])))
+    qtbot.addWidget(window)
+    manager = window.model_manager
+    seen: list[int] = []
+    manager.progress_bar("gui_model").valueChanged.connect(seen.append)
+
+    manager.table.selectRow(0)
+    with qtbot.waitSignal(manager.busy_changed, timeout=20_000, check_params_cb=lambda busy: not busy):
+        qtbot.mouseClick(manager.download_selected_button, Qt.MouseButton.LeftButton)
+
+    assert manager.state_text("gui_model") == "present"
+    assert manager.progress_bar("gui_model").value() == 1000
+    assert any(0 < v < 1000 for v in seen), "progress was shown while downloading"
+    assert (tmp_path / "models" / "gui_model.onnx").read_bytes() == data
+    assert "1 model(s) ready" in window.statusBar().currentMessage()
+
+
+def test_cancel_keeps_part_and_close_joins_thread(qtbot, tmp_path: Path, file_server: FileServer) -> None:
+    data = blob(4_000_000, seed=8)
+    file_server.files["/slow.onnx"] = data
+    file_server.hold_s = 0.02
+    entry = entry_for("gui_slow", data, [file_server.url("slow.onnx")])
+    window = MainWindow(context_for(tmp_path, Catalog([entry])))
+    qtbot.addWidget(window)
+    manager = window.model_manager
+
+    manager.download(list(manager.ctx.catalog))
+    qtbot.waitUntil(lambda: 0 < manager.progress_bar("gui_slow").value() < 1000, timeout=10_000)
+    with qtbot.waitSignal(manager.busy_changed, timeout=10_000, check_params_cb=lambda busy: not busy):
+        qtbot.mouseClick(manager.cancel_button, Qt.MouseButton.LeftButton)
+    assert manager.state_text("gui_slow") == "partial"
+    assert (tmp_path / "models" / "gui_slow.onnx.part").exists()
+    assert not (tmp_path / "models" / "gui_slow.onnx").exists()
+
+    manager.download(list(manager.ctx.catalog))  # resumes; closing the window cancels and joins
+    window.close()
+    assert not manager.is_busy()
+
+
+def test_verify_flags_a_corrupt_file(qtbot, tmp_path: Path) -> None:
+    data = blob(10_000, seed=9)
+    entry = entry_for("gui_verify", data, ["https://example.org/v.onnx"])
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "gui_verify.onnx").write_bytes(bytes(len(data)))
+    window = MainWindow(context_for(tmp_path, Catalog([entry])))
+    qtbot.addWidget(window)
+    manager = window.model_manager
+    with qtbot.waitSignal(manager.busy_changed, timeout=10_000, check_params_cb=lambda busy: not busy):
+        qtbot.mouseClick(manager.verify_button, Qt.MouseButton.LeftButton)
+    assert manager.state_text("gui_verify") == "corrupt"
+    assert "corrupt: gui_verify" in window.statusBar().currentMessage()
