@@ -56,8 +56,17 @@ def _cached(directory: Path) -> bool:
 
 def _download_sdist(workdir: Path) -> Path:
     command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-        SCRFD_SDIST, "-d", str(workdir),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        SCRFD_SDIST,
+        "-d",
+        str(workdir),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     archives = list(workdir.glob("scrfd-*.tar.gz"))

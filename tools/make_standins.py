@@ -33,8 +33,13 @@ IR_VERSION = 8  # readable by every ONNX Runtime we support (1.22+)
 FLAT_COLOUR = (64.0, 128.0, 192.0)  # in 0..255 pixel units, before the model's normalisation
 
 ONNX_TYPES = {
-    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
-    "int64": TensorProto.INT64, "int32": TensorProto.INT32, "uint8": TensorProto.UINT8, "bool": TensorProto.BOOL,
+    "float32": TensorProto.FLOAT,
+    "float16": TensorProto.FLOAT16,
+    "float64": TensorProto.DOUBLE,
+    "int64": TensorProto.INT64,
+    "int32": TensorProto.INT32,
+    "uint8": TensorProto.UINT8,
+    "bool": TensorProto.BOOL,
 }
 
 
@@ -54,12 +59,16 @@ class _Graph:
         self._count += 1
         return f"standin_{hint}_{self._count}"
 
-    def op(self, op_type: str, inputs: list[str], hint: str, output: str | None = None, **attrs: object) -> str:
+    def op(
+        self, op_type: str, inputs: list[str], hint: str, output: str | None = None, **attrs: object
+    ) -> str:
         out = output or self.name(hint)
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
         return out
 
-    def const(self, values: list[float] | list[int], dtype: int, hint: str, shape: list[int] | None = None) -> str:
+    def const(
+        self, values: list[float] | list[int], dtype: int, hint: str, shape: list[int] | None = None
+    ) -> str:
         name = self.name(hint)
         self.initializers.append(helper.make_tensor(name, dtype, shape or [len(values)], values))
         return name
@@ -106,7 +115,9 @@ def _mean_of_first_input(graph: _Graph, inputs: list[tuple[str, TensorSpec]]) ->
     return graph.op("ReduceMean", [first], "mean", keepdims=0)
 
 
-def _broadcast(graph: _Graph, scalar: str, spec: TensorSpec, out: str, inputs: list[tuple[str, TensorSpec]]) -> None:
+def _broadcast(
+    graph: _Graph, scalar: str, spec: TensorSpec, out: str, inputs: list[tuple[str, TensorSpec]]
+) -> None:
     shape = _shape_of(graph, spec, inputs, scalar)
     expanded = graph.op("Expand", [scalar, shape], "expanded")
     graph.op("Cast", [expanded], "cast", output=out, to=ONNX_TYPES[spec.dtype])
@@ -122,7 +133,9 @@ def build_model(entry: ModelEntry, behaviour: str = "spec") -> onnx.ModelProto:
     graph = _Graph()
     inputs = [(tensor_name(s, i, "input"), s) for i, s in enumerate(entry.inputs)]
     outputs = [(tensor_name(s, i, "output"), s) for i, s in enumerate(entry.outputs)]
-    outputs += [(name, TensorSpec(name=name, shape=(1,), dtype="float32")) for name in entry.auxiliary_outputs]
+    outputs += [
+        (name, TensorSpec(name=name, shape=(1,), dtype="float32")) for name in entry.auxiliary_outputs
+    ]
     mean = _mean_of_first_input(graph, inputs)
     for index, (out_name, spec) in enumerate(outputs):
         if index == 0 and behaviour == "identity":
@@ -192,7 +205,10 @@ def make_standins(directory: Path, catalog: Catalog, ids: list[str] | None = Non
             name = standin_file_name(entry, behaviour)
             (directory / name).write_bytes(data)
             files[name] = StandinFile(
-                model_id=entry.id, sha256=hashlib.sha256(data).hexdigest(), size=len(data), behaviour=behaviour
+                model_id=entry.id,
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                behaviour=behaviour,
             )
     manifest = StandinManifest(files=files)
     (directory / STANDIN_MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")

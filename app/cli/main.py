@@ -13,19 +13,23 @@ from pathlib import Path
 
 from app import __version__
 from app.cli import models_cmd
-from app.models.context import build_context
 from app.core.errors import DoppelError
+from app.models.context import build_context
 
 log = logging.getLogger("app")
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_ERROR = 1  # 0: success; 2: bad usage (argparse)
 
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--models-dir", type=Path, metavar="DIR", help="folder holding the models")
     common.add_argument(
-        "--catalog", type=Path, action="append", default=[], metavar="FILE",
+        "--catalog",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
         help="extra catalog file (JSON entries; same ids replace built-ins); repeatable",
     )
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -50,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_gui(args: argparse.Namespace, ctx: object) -> int:
     from app.ui.launch import run_gui  # Qt loads only when the GUI is wanted
 
-    return run_gui(models_dir=args.models_dir, extra_catalogs=args.catalog)
+    code: int = run_gui(models_dir=args.models_dir, extra_catalogs=args.catalog)
+    return code
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -67,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv or ["gui"])
     _configure_logging(args.verbose)
     try:
-        if args.handler is _run_gui:
+        if args.command == "gui":
             return _run_gui(args, None)
         ctx = build_context(args.models_dir, args.catalog)
         code: int = args.handler(args, ctx)
@@ -80,4 +85,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    return EXIT_OK

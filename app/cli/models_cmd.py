@@ -6,12 +6,12 @@ import argparse
 import threading
 from typing import Any
 
-from app.models.context import AppContext
 from app.cli.output import human_size, say, say_json, table
 from app.cli.progress import DownloadBars
 from app.core.errors import DoppelError
 from app.models.catalog import Kind, ModelEntry
-from app.models.download import DownloadOptions, Downloader, DownloadResult
+from app.models.context import AppContext
+from app.models.download import Downloader, DownloadOptions, DownloadResult
 from app.models.store import ModelState, ModelStatus
 
 
@@ -35,7 +35,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--default", action="store_true", help="the default set for a first swap")
     group.add_argument("--all", action="store_true", help="every model in the catalog")
     download.add_argument(
-        "--trust-unverified", action="store_true",
+        "--trust-unverified",
+        action="store_true",
         help="also install models whose SHA-256 no second source confirms",
     )
     download.add_argument("--parallel", type=int, metavar="N", help="simultaneous downloads (default 3)")
@@ -174,7 +175,9 @@ def verify_models(args: argparse.Namespace, ctx: AppContext) -> int:
             say(f"{status.state.value:9}  {status.entry.id}  {status.path}")
         say(f"{len(statuses)} files checked in {ctx.models_dir.path}: {len(corrupt)} corrupt.")
         for status in corrupt:
-            say(f"  {status.path} does not match its SHA-256: run `models download {status.entry.id}` to replace it")
+            say(
+                f"  {status.path} does not match its SHA-256: `models download {status.entry.id}` replaces it"
+            )
     return 1 if corrupt else 0
 
 

@@ -26,8 +26,14 @@ class DownloadBars:
             bar = self._bars.get(event.model_id)
             if bar is None:
                 bar = tqdm(
-                    total=event.total, desc=event.model_id, unit="B", unit_scale=True,
-                    position=len(self._bars), leave=True, file=sys.stderr, dynamic_ncols=True,
+                    total=event.total,
+                    desc=event.model_id,
+                    unit="B",
+                    unit_scale=True,
+                    position=len(self._bars),
+                    leave=True,
+                    file=sys.stderr,
+                    dynamic_ncols=True,
                 )
                 self._bars[event.model_id] = bar
             if event.total and bar.total != event.total:
@@ -37,8 +43,13 @@ class DownloadBars:
                 bar.refresh()
             if event.kind in (EventKind.RETRY, EventKind.FALLBACK, EventKind.FAILED, EventKind.CANCELLED):
                 bar.write(f"{event.model_id}: {event.kind.value}: {event.message}", file=sys.stderr)
-            status = {EventKind.VERIFYING: "verifying", EventKind.DONE: "ok", EventKind.SKIPPED: "present",
-                      EventKind.FAILED: "FAILED", EventKind.CANCELLED: "cancelled"}.get(event.kind)
+            status = {
+                EventKind.VERIFYING: "verifying",
+                EventKind.DONE: "ok",
+                EventKind.SKIPPED: "present",
+                EventKind.FAILED: "FAILED",
+                EventKind.CANCELLED: "cancelled",
+            }.get(event.kind)
             if status:
                 bar.set_postfix_str(status)
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.models.catalog import ModelEntry
 from app.models.context import AppContext
-from app.models.download import DownloadOptions, Downloader, DownloadResult
+from app.models.download import Downloader, DownloadOptions, DownloadResult
 from app.models.events import DownloadEvent, EventKind
 from app.models.store import ModelState, ModelStatus
 from app.ui.tasks import BackgroundTask
@@ -35,7 +35,7 @@ STATE_COL, PROGRESS_COL = 4, 5
 class _EventBridge(QObject):
     """Carries DownloadEvents from download threads to the GUI thread."""
 
-    event = Signal(object)
+    arrived = Signal(object)
 
 
 class ModelManager(QWidget):
@@ -49,7 +49,7 @@ class ModelManager(QWidget):
         self._task: BackgroundTask | None = None
         self._downloader: Downloader | None = None
         self._bridge = _EventBridge()
-        self._bridge.event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
+        self._bridge.arrived.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
         self._build()
         self.refresh()
 
@@ -77,7 +77,9 @@ class ModelManager(QWidget):
         self.cancel_button.setEnabled(False)
         self.download_selected_button.clicked.connect(lambda: self.download(self.selected_entries()))
         self.download_default_button.clicked.connect(
-            lambda: self.download(self.ctx.catalog.with_requirements(e.id for e in self.ctx.catalog.defaults()))
+            lambda: self.download(
+                self.ctx.catalog.with_requirements(e.id for e in self.ctx.catalog.defaults())
+            )
         )
         self.download_all_button.clicked.connect(lambda: self.download(list(self.ctx.catalog)))
         self.cancel_button.clicked.connect(self.cancel)
@@ -85,8 +87,12 @@ class ModelManager(QWidget):
 
         buttons = QHBoxLayout()
         for widget in (
-            self.download_selected_button, self.download_default_button, self.download_all_button,
-            self.cancel_button, self.verify_button, self.trust_box,
+            self.download_selected_button,
+            self.download_default_button,
+            self.download_all_button,
+            self.cancel_button,
+            self.verify_button,
+            self.trust_box,
         ):
             buttons.addWidget(widget)
         buttons.addStretch(1)
@@ -138,7 +144,8 @@ class ModelManager(QWidget):
 
     def selected_entries(self) -> list[ModelEntry]:
         rows = sorted({index.row() for index in self.table.selectedIndexes()})
-        ids = [self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) for row in rows]
+        items = [self.table.item(row, 0) for row in rows]
+        ids = [str(item.data(Qt.ItemDataRole.UserRole)) for item in items if item is not None]
         return self.ctx.catalog.with_requirements(ids)
 
     def is_busy(self) -> bool:
@@ -151,10 +158,12 @@ class ModelManager(QWidget):
             return
         prefs = self.ctx.settings.download
         options = DownloadOptions(
-            parallel=prefs.parallel, retries=prefs.retries, timeout_s=prefs.timeout_s,
+            parallel=prefs.parallel,
+            retries=prefs.retries,
+            timeout_s=prefs.timeout_s,
             trust_unverified=self.trust_box.isChecked(),
         )
-        downloader = Downloader(self.ctx.store, options, on_event=self._bridge.event.emit)
+        downloader = Downloader(self.ctx.store, options, on_event=self._bridge.arrived.emit)
         self._downloader = downloader
         self.message.emit(f"Downloading {len(entries)} model(s)…")
         self._start(BackgroundTask(lambda: downloader.download_all(entries)), self._downloads_done)
@@ -189,8 +198,10 @@ class ModelManager(QWidget):
 
     def _set_busy(self, busy: bool) -> None:
         for button in (
-            self.download_selected_button, self.download_default_button,
-            self.download_all_button, self.verify_button,
+            self.download_selected_button,
+            self.download_default_button,
+            self.download_all_button,
+            self.verify_button,
         ):
             button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and self._downloader is not None)
@@ -206,9 +217,13 @@ class ModelManager(QWidget):
         if event.total and event.kind in (EventKind.STARTED, EventKind.PROGRESS):
             self.progress_bar(event.model_id).setValue(int(1000 * min(event.done / event.total, 1.0)))
         label = {
-            EventKind.QUEUED: "queued", EventKind.STARTED: "downloading", EventKind.RETRY: "retrying",
-            EventKind.FALLBACK: "trying mirror", EventKind.VERIFYING: "verifying",
-            EventKind.FAILED: "failed", EventKind.CANCELLED: "cancelled",
+            EventKind.QUEUED: "queued",
+            EventKind.STARTED: "downloading",
+            EventKind.RETRY: "retrying",
+            EventKind.FALLBACK: "trying mirror",
+            EventKind.VERIFYING: "verifying",
+            EventKind.FAILED: "failed",
+            EventKind.CANCELLED: "cancelled",
         }.get(event.kind)
         if label:
             self.table.setItem(row, STATE_COL, QTableWidgetItem(label))

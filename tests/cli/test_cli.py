@@ -19,8 +19,12 @@ MAIN = Path(__file__).resolve().parents[2] / "main.py"
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(MAIN), *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **(env or {})}, check=False,
+        [sys.executable, str(MAIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
 
 
@@ -39,7 +43,12 @@ def test_models_list_json_lists_the_catalog(tmp_path: Path) -> None:
 
 
 def test_help_for_every_command() -> None:
-    for args in (["--help"], ["models", "--help"], ["models", "download", "--help"], ["models", "list", "-h"]):
+    for args in (
+        ["--help"],
+        ["models", "--help"],
+        ["models", "download", "--help"],
+        ["models", "list", "-h"],
+    ):
         result = run(*args)
         assert result.returncode == 0 and "usage:" in result.stdout
 
@@ -92,7 +101,11 @@ def test_download_verify_and_path_end_to_end(tmp_path: Path, file_server: FileSe
     assert json.loads(again.stdout)[0]["status"] == "present"
 
     path = run("models", "path", "local_good", "--json", *common)
-    assert json.loads(path.stdout) == {"id": "local_good", "path": str(models / "local_good.onnx"), "exists": True}
+    assert json.loads(path.stdout) == {
+        "id": "local_good",
+        "path": str(models / "local_good.onnx"),
+        "exists": True,
+    }
 
     assert run("models", "verify", *common).returncode == 0
     (models / "local_other.onnx").write_bytes(bytes(len(other)))
@@ -105,14 +118,19 @@ def test_download_verify_and_path_end_to_end(tmp_path: Path, file_server: FileSe
 def test_failed_download_exits_1_and_names_the_url(tmp_path: Path, file_server: FileServer) -> None:
     entry = entry_for("local_missing", b"x" * 64, [file_server.url("nowhere.onnx")])
     catalog = _catalog_file(tmp_path, [entry])
-    result = run("models", "download", "local_missing", "--catalog", str(catalog), "--models-dir", str(tmp_path))
+    result = run(
+        "models", "download", "local_missing", "--catalog", str(catalog), "--models-dir", str(tmp_path)
+    )
     assert result.returncode == 1
     assert "nowhere.onnx: HTTP 404 Not Found" in result.stdout + result.stderr
 
 
 def test_models_dir_from_environment(tmp_path: Path) -> None:
     result = run("models", "path", "--json", env={"DOPPEL_MODELS_DIR": str(tmp_path / "env-models")})
-    assert json.loads(result.stdout) == {"models_dir": str(tmp_path / "env-models"), "origin": "DOPPEL_MODELS_DIR"}
+    assert json.loads(result.stdout) == {
+        "models_dir": str(tmp_path / "env-models"),
+        "origin": "DOPPEL_MODELS_DIR",
+    }
 
 
 @pytest.mark.parametrize("model_id", ["inswapper_128_fp16", "retinaface_r50"])

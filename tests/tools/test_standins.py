@@ -15,11 +15,23 @@ from tools.make_standins import make_standins, standin_file_name
 
 CATALOG = load_catalog()
 ORT_TYPES = {
-    "float32": "tensor(float)", "float16": "tensor(float16)", "float64": "tensor(double)",
-    "int64": "tensor(int64)", "int32": "tensor(int32)", "uint8": "tensor(uint8)", "bool": "tensor(bool)",
+    "float32": "tensor(float)",
+    "float16": "tensor(float16)",
+    "float64": "tensor(double)",
+    "int64": "tensor(int64)",
+    "int32": "tensor(int32)",
+    "uint8": "tensor(uint8)",
+    "bool": "tensor(bool)",
 }
-NUMPY_TYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64,
-               "int32": np.int32, "uint8": np.uint8, "bool": np.bool_}
+NUMPY_TYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "float64": np.float64,
+    "int64": np.int64,
+    "int32": np.int32,
+    "uint8": np.uint8,
+    "bool": np.bool_,
+}
 DYNAMIC_SIZE = 4  # size used for named dynamic axes when feeding a stand-in
 
 
@@ -90,8 +102,10 @@ def test_identity_swapper_returns_its_target_crop(model_id: str, standins: Path)
     entry = CATALOG.get(model_id)
     session = _session(standins / standin_file_name(entry, "identity"))
     rng = np.random.default_rng(0)
-    feed = {a.name: rng.random([d if isinstance(d, int) else 1 for d in a.shape], dtype=np.float32)
-            for a in session.get_inputs()}
+    feed = {
+        a.name: rng.random([d if isinstance(d, int) else 1 for d in a.shape], dtype=np.float32)
+        for a in session.get_inputs()
+    }
     target = next(a.name for a in session.get_inputs() if tuple(a.shape) == entry.outputs[0].shape)
     out = session.run([session.get_outputs()[0].name], feed)[0]
     np.testing.assert_array_equal(out, feed[target])
