@@ -73,7 +73,9 @@ def ensure_environment(variant: str, dev: bool) -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     files = requirement_files(variant, dev)
     fingerprint = _fingerprint(files, variant)
-    if STAMP.exists() and STAMP.read_text().strip() == fingerprint:
+    with_dev = fingerprint + "+dev"
+    installed = STAMP.read_text().strip() if STAMP.exists() else ""
+    if installed in ((with_dev,) if dev else (fingerprint, with_dev)):
         log(f"environment up to date ({variant}{' + dev tools' if dev else ''})")
         return
     for path in files:
@@ -81,7 +83,7 @@ def ensure_environment(variant: str, dev: bool) -> None:
         command = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(path)]
         if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
             raise SystemExit(f"[bootstrap] pip could not install {path.name}; see the messages above")
-    STAMP.write_text(fingerprint)
+    STAMP.write_text(with_dev if dev else fingerprint)
 
 
 def run_checks() -> int:

@@ -68,7 +68,7 @@ class ModelManager(QWidget):
             self._fill_static(self._rows[entry.id], entry)
 
         self.download_selected_button = QPushButton("Download selected")
-        self.download_default_button = QPushButton("Download default set")
+        self.download_default_button = QPushButton("Download default set (★)")
         self.download_all_button = QPushButton("Download all")
         self.cancel_button = QPushButton("Cancel")
         self.verify_button = QPushButton("Verify files")
@@ -104,7 +104,9 @@ class ModelManager(QWidget):
     def _fill_static(self, row: int, entry: ModelEntry) -> None:
         size = ("~" if not entry.size_exact else "") + f"{entry.size / 1e6:.1f} MB"
         licence = "non-commercial" if entry.non_commercial else entry.license.name
-        name = entry.name + ("" if entry.verified else "  (unverified hash)")
+        name = (
+            ("★ " if entry.default else "") + entry.name + ("" if entry.verified else "  (unverified hash)")
+        )
         for col, text in enumerate([name, entry.kind.value, size, licence]):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
