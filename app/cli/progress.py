@@ -8,7 +8,7 @@ from types import TracebackType
 
 from tqdm import tqdm
 
-from app.models.events import DownloadEvent, EventKind
+from app.models.events import NOTEWORTHY, STATUS_WORDS, DownloadEvent, EventKind
 
 
 class DownloadBars:
@@ -41,17 +41,10 @@ class DownloadBars:
             if event.kind in (EventKind.STARTED, EventKind.PROGRESS, EventKind.DONE, EventKind.SKIPPED):
                 bar.n = event.done
                 bar.refresh()
-            if event.kind in (EventKind.RETRY, EventKind.FALLBACK, EventKind.FAILED, EventKind.CANCELLED):
-                bar.write(f"{event.model_id}: {event.kind.value}: {event.message}", file=sys.stderr)
-            status = {
-                EventKind.VERIFYING: "verifying",
-                EventKind.DONE: "ok",
-                EventKind.SKIPPED: "present",
-                EventKind.FAILED: "FAILED",
-                EventKind.CANCELLED: "cancelled",
-            }.get(event.kind)
-            if status:
-                bar.set_postfix_str(status)
+            if event.kind in NOTEWORTHY:
+                bar.write(f"{event.model_id}: {STATUS_WORDS[event.kind]}: {event.message}", file=sys.stderr)
+            if event.kind in STATUS_WORDS:
+                bar.set_postfix_str(STATUS_WORDS[event.kind])
 
     def close(self) -> None:
         with self._lock:

@@ -20,6 +20,21 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
 
 
+# What a person is told about a model at each event (progress events change no words).
+STATUS_WORDS = {
+    EventKind.QUEUED: "queued",
+    EventKind.STARTED: "downloading",
+    EventKind.RETRY: "retrying",
+    EventKind.FALLBACK: "trying mirror",
+    EventKind.VERIFYING: "verifying",
+    EventKind.DONE: "present",
+    EventKind.SKIPPED: "present",
+    EventKind.FAILED: "failed",
+    EventKind.CANCELLED: "cancelled",
+}
+# Events whose message a person should read (why it failed, why it retries).
+NOTEWORTHY = frozenset({EventKind.RETRY, EventKind.FALLBACK, EventKind.FAILED, EventKind.CANCELLED})
+
 TERMINAL = frozenset({EventKind.DONE, EventKind.SKIPPED, EventKind.FAILED, EventKind.CANCELLED})
 
 

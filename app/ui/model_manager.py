@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from app.models.catalog import ModelEntry
 from app.models.context import AppContext
 from app.models.download import Downloader, DownloadOptions, DownloadResult
-from app.models.events import DownloadEvent, EventKind
+from app.models.events import NOTEWORTHY, STATUS_WORDS, DownloadEvent, EventKind
 from app.models.store import ModelState, ModelStatus
 from app.ui.tasks import BackgroundTask
 
@@ -193,7 +193,7 @@ class ModelManager(QWidget):
     def _start(self, task: BackgroundTask, on_done: object) -> None:
         self._task = task
         task.done.connect(on_done)
-        task.failed.connect(self.message.emit)
+        task.failed.connect(self._task_failed)
         task.finished.connect(self._task_finished)
         self._set_busy(True)
         task.start()
@@ -218,18 +218,9 @@ class ModelManager(QWidget):
         row = self._rows[event.model_id]
         if event.total and event.kind in (EventKind.STARTED, EventKind.PROGRESS):
             self.progress_bar(event.model_id).setValue(int(1000 * min(event.done / event.total, 1.0)))
-        label = {
-            EventKind.QUEUED: "queued",
-            EventKind.STARTED: "downloading",
-            EventKind.RETRY: "retrying",
-            EventKind.FALLBACK: "trying mirror",
-            EventKind.VERIFYING: "verifying",
-            EventKind.FAILED: "failed",
-            EventKind.CANCELLED: "cancelled",
-        }.get(event.kind)
-        if label:
-            self.table.setItem(row, STATE_COL, QTableWidgetItem(label))
-        if event.kind in (EventKind.FAILED, EventKind.RETRY, EventKind.FALLBACK):
+        if event.kind in STATUS_WORDS and not event.terminal:  # terminal states come from the store
+            self.table.setItem(row, STATE_COL, QTableWidgetItem(STATUS_WORDS[event.kind]))
+        if event.kind in NOTEWORTHY:
             self.message.emit(f"{event.model_id}: {event.message}")
 
     def _downloads_done(self, results: list[DownloadResult]) -> None:
@@ -249,6 +240,11 @@ class ModelManager(QWidget):
         corrupt = [s.entry.id for s in statuses if s.state is ModelState.CORRUPT]
         summary = f"{len(statuses)} file(s) verified"
         self.message.emit(summary + (f"; corrupt: {', '.join(corrupt)}" if corrupt else "; all good."))
+
+    def _task_failed(self, message: str) -> None:
+        """A batch refused as a whole (e.g. no disk space): say why and show the states on disk again."""
+        self.message.emit(message)
+        self.refresh()
 
     def _task_finished(self) -> None:
         self._task = None

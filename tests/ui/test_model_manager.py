@@ -88,3 +88,17 @@ def test_verify_flags_a_corrupt_file(qtbot, tmp_path: Path) -> None:
         qtbot.mouseClick(manager.verify_button, Qt.MouseButton.LeftButton)
     assert manager.state_text("gui_verify") == "corrupt"
     assert "corrupt: gui_verify" in window.statusBar().currentMessage()
+
+
+def test_failed_download_is_explained(qtbot, tmp_path: Path, file_server: FileServer) -> None:
+    entry = entry_for("gui_gone", b"x" * 64, [file_server.url("gone.onnx")])
+    window = MainWindow(context_for(tmp_path, Catalog([entry])))
+    qtbot.addWidget(window)
+    manager = window.model_manager
+    messages: list[str] = []
+    manager.message.connect(messages.append)
+    with qtbot.waitSignal(manager.busy_changed, timeout=10_000, check_params_cb=lambda busy: not busy):
+        manager.download(list(manager.ctx.catalog))
+    assert manager.state_text("gui_gone") == "missing"
+    assert any("gone.onnx: HTTP 404 Not Found" in m for m in messages)
+    assert "0 of 1 models ready; 1 did not finish." in window.statusBar().currentMessage()
