@@ -138,3 +138,12 @@ def test_show_prints_the_entry(model_id: str, tmp_path: Path) -> None:
     result = run("models", "show", model_id, "--json", "--models-dir", str(tmp_path))
     data = json.loads(result.stdout)
     assert data["sha256"] == load_catalog().get(model_id).sha256 and data["state"] == "missing"
+
+
+def test_gui_without_a_display_says_so() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run(
+        [sys.executable, str(MAIN)], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert result.returncode == 1
+    assert "No display found" in result.stderr and "Traceback" not in result.stderr
