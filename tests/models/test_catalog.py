@@ -37,7 +37,7 @@ def test_every_required_family_is_present(kind: Kind) -> None:
 def test_required_model_variants() -> None:
     ids = set(CATALOG.ids())
     assert {"scrfd_2.5g", "scrfd_10g", "retinaface_10g", "yolov8n_face", "yunet_n_640"} <= ids
-    assert {"inswapper_128", "inswapper_128_fp16", "simswap_512", "hyperswap_1a_256"} <= ids
+    assert {"inswapper_128", "inswapper_128_fp16", "simswap_256", "simswap_512", "hyperswap_1a_256"} <= ids
     assert {"ghostface_v1", "ghostface_v2", "ghostface_v3"} <= ids
     assert {"gpen_bfr_256", "gpen_bfr_512", "gpen_bfr_1024", "gpen_bfr_2048", "gfpgan_1.4"} <= ids
     assert {"realesrgan_x2plus", "realesrgan_x4plus"} <= ids
