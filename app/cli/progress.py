@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from types import TracebackType
 
 from tqdm import tqdm
 
@@ -54,5 +53,5 @@ class DownloadBars:
     def __enter__(self) -> DownloadBars:
         return self
 
-    def __exit__(self, *exc: object | TracebackType) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

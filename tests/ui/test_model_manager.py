@@ -12,6 +12,7 @@ from app.models.context import AppContext
 from app.models.location import ModelsDir
 from app.models.store import ModelStore
 from app.ui.main_window import MainWindow
+from app.ui.model_manager import ModelManager
 from tests.support.entries import blob, entry_for
 from tests.support.http_server import FileServer
 
@@ -21,11 +22,20 @@ def context_for(tmp_path: Path, catalog: Catalog) -> AppContext:
     return AppContext(Settings(), catalog, models, ModelStore(models.path, catalog))
 
 
-def test_window_lists_the_real_catalog(qtbot, tmp_path: Path) -> None:
-    catalog = load_catalog()
+def open_window(qtbot, tmp_path: Path, catalog: Catalog) -> tuple[MainWindow, ModelManager]:
     window = MainWindow(context_for(tmp_path, catalog))
     qtbot.addWidget(window)
-    manager = window.model_manager
+    return window, window.model_manager
+
+
+def until_idle(qtbot, manager: ModelManager):
+    """Wait (around the action in the with-block) until the manager's background task has ended."""
+    return qtbot.waitSignal(manager.busy_changed, timeout=20_000, check_params_cb=lambda busy: not busy)
+
+
+def test_window_lists_the_real_catalog(qtbot, tmp_path: Path) -> None:
+    catalog = load_catalog()
+    window, manager = open_window(qtbot, tmp_path, catalog)
     assert manager.table.rowCount() == len(catalog)
     assert manager.state_text("inswapper_128_fp16") == "missing"
     assert "non-commercial" in manager.table.item(manager._rows["inswapper_128_fp16"], 3).text()
@@ -37,14 +47,12 @@ def test_download_selected_with_progress(qtbot, tmp_path: Path, file_server: Fil
     file_server.files["/m.onnx"] = data
     file_server.hold_s = 0.002
     entry = entry_for("gui_model", data, [file_server.url("m.onnx")])
-    window = MainWindow(context_for(tmp_path, Catalog([entry])))
-    qtbot.addWidget(window)
-    manager = window.model_manager
+    window, manager = open_window(qtbot, tmp_path, Catalog([entry]))
     seen: list[int] = []
     manager.progress_bar("gui_model").valueChanged.connect(seen.append)
 
     manager.table.selectRow(0)
-    with qtbot.waitSignal(manager.busy_changed, timeout=20_000, check_params_cb=lambda busy: not busy):
+    with until_idle(qtbot, manager):
         qtbot.mouseClick(manager.download_selected_button, Qt.MouseButton.LeftButton)
 
     assert manager.state_text("gui_model") == "present"
@@ -59,13 +67,11 @@ def test_cancel_keeps_part_and_close_joins_thread(qtbot, tmp_path: Path, file_se
     file_server.files["/slow.onnx"] = data
     file_server.hold_s = 0.02
     entry = entry_for("gui_slow", data, [file_server.url("slow.onnx")])
-    window = MainWindow(context_for(tmp_path, Catalog([entry])))
-    qtbot.addWidget(window)
-    manager = window.model_manager
+    window, manager = open_window(qtbot, tmp_path, Catalog([entry]))
 
     manager.download(list(manager.ctx.catalog))
     qtbot.waitUntil(lambda: 0 < manager.progress_bar("gui_slow").value() < 1000, timeout=10_000)
-    with qtbot.waitSignal(manager.busy_changed, timeout=10_000, check_params_cb=lambda busy: not busy):
+    with until_idle(qtbot, manager):
         qtbot.mouseClick(manager.cancel_button, Qt.MouseButton.LeftButton)
     assert manager.state_text("gui_slow") == "partial"
     assert (tmp_path / "models" / "gui_slow.onnx.part").exists()
@@ -81,10 +87,8 @@ def test_verify_flags_a_corrupt_file(qtbot, tmp_path: Path) -> None:
     entry = entry_for("gui_verify", data, ["https://example.org/v.onnx"])
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "gui_verify.onnx").write_bytes(bytes(len(data)))
-    window = MainWindow(context_for(tmp_path, Catalog([entry])))
-    qtbot.addWidget(window)
-    manager = window.model_manager
-    with qtbot.waitSignal(manager.busy_changed, timeout=10_000, check_params_cb=lambda busy: not busy):
+    window, manager = open_window(qtbot, tmp_path, Catalog([entry]))
+    with until_idle(qtbot, manager):
         qtbot.mouseClick(manager.verify_button, Qt.MouseButton.LeftButton)
     assert manager.state_text("gui_verify") == "corrupt"
     assert "corrupt: gui_verify" in window.statusBar().currentMessage()
@@ -92,12 +96,10 @@ def test_verify_flags_a_corrupt_file(qtbot, tmp_path: Path) -> None:
 
 def test_failed_download_is_explained(qtbot, tmp_path: Path, file_server: FileServer) -> None:
     entry = entry_for("gui_gone", b"x" * 64, [file_server.url("gone.onnx")])
-    window = MainWindow(context_for(tmp_path, Catalog([entry])))
-    qtbot.addWidget(window)
-    manager = window.model_manager
+    window, manager = open_window(qtbot, tmp_path, Catalog([entry]))
     messages: list[str] = []
     manager.message.connect(messages.append)
-    with qtbot.waitSignal(manager.busy_changed, timeout=10_000, check_params_cb=lambda busy: not busy):
+    with until_idle(qtbot, manager):
         manager.download(list(manager.ctx.catalog))
     assert manager.state_text("gui_gone") == "missing"
     assert any("gone.onnx: HTTP 404 Not Found" in m for m in messages)
