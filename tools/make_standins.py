@@ -5,9 +5,11 @@
 Each stand-in has exactly the catalog's tensor names, shapes and dtypes (a name the catalog does not know
 is generated as input_N/output_N), and computes something cheap from its inputs: every output is the
 mean of the first input, broadcast to the output's shape. Swappers also get two behavioural stand-ins:
-`identity` returns its target crop unchanged, `flat` returns one flat colour. A manifest
-(standins.json) lists each file with its own SHA-256; the real catalog hashes are never touched, so the
-app shows these as "stand-in", never as the real model. Output is deterministic (same bytes every run).
+`identity` returns its target crop unchanged, `flat` returns one flat colour. With --compute, each model's
+main file is instead a *compute* stand-in: a convolution trunk over its image input whose outputs depend
+on every input, so GPU timings and CUDA-graph probes exercise real kernels (--width/--depth scale it).
+A manifest (standins.json) lists each file with its own SHA-256; the real catalog hashes are never
+touched, so the app shows these as "stand-in", never as the real model. Output is deterministic.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import argparse
 import hashlib
 import re
 import sys
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -129,7 +134,87 @@ def _target_input(entry: ModelEntry, inputs: list[tuple[str, TensorSpec]]) -> st
     return next((name for name, spec in inputs if spec.shape == wanted), None)
 
 
-def build_model(entry: ModelEntry, behaviour: str = "spec") -> onnx.ModelProto:
+@dataclass(frozen=True)
+class ComputeSize:
+    """The trunk of a compute stand-in: `depth` 3x3 convolutions of `width` channels."""
+
+    width: int = 16
+    depth: int = 2
+
+
+def _weights(graph: _Graph, rng: np.random.Generator, shape: list[int], hint: str) -> str:
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+    values = rng.standard_normal(shape).astype(np.float32) * np.float32(np.sqrt(1.0 / max(fan_in, 1)))
+    name = graph.name(hint)
+    graph.initializers.append(numpy_helper.from_array(values, name))
+    return name
+
+
+def _image_input(entry: ModelEntry, inputs: list[tuple[str, TensorSpec]]) -> tuple[str, TensorSpec] | None:
+    if entry.layout == "NHWC":
+        return None
+    return next(
+        (
+            (n, s)
+            for n, s in inputs
+            if len(s.shape) == 4 and s.dtype == "float32" and isinstance(s.shape[1], int)
+        ),
+        None,
+    )
+
+
+def _compute_outputs(
+    graph: _Graph,
+    entry: ModelEntry,
+    inputs: list[tuple[str, TensorSpec]],
+    outputs: list[tuple[str, TensorSpec]],
+    size: ComputeSize,
+) -> set[str]:
+    """Conv trunk over the image input; other float inputs are projected and added to its features
+    (as a swapper injects its identity). Image-shaped outputs come from a 1x1 conv head, vector outputs
+    from pooling and a dense layer. Returns the outputs it made; the rest keep the cheap path."""
+    image = _image_input(entry, inputs)
+    if image is None:
+        return set()
+    rng = np.random.default_rng(zlib.crc32(entry.id.encode()))
+    name, spec = image
+    channels = int(spec.shape[1])  # type: ignore[arg-type]
+    features = name
+    for layer in range(size.depth):
+        w = _weights(graph, rng, [size.width, channels if layer == 0 else size.width, 3, 3], "conv_w")
+        conv = graph.op("Conv", [features, w], "conv", pads=[1, 1, 1, 1])
+        features = graph.op("Relu", [conv], "relu")
+    for other, other_spec in inputs:
+        if other == name or other_spec.dtype != "float32" or len(other_spec.shape) != 2:
+            continue
+        if not isinstance(other_spec.shape[1], int):
+            continue
+        w = _weights(graph, rng, [int(other_spec.shape[1]), size.width], "mix_w")
+        mixed = graph.op("MatMul", [other, w], "mix")
+        shaped = graph.op(
+            "Reshape", [mixed, graph.const([1, size.width, 1, 1], TensorProto.INT64, "s")], "m4"
+        )
+        features = graph.op("Add", [features, shaped], "inject")
+    made = set()
+    for out_name, out_spec in outputs:
+        dims = out_spec.shape
+        if len(dims) == 4 and dims[2:] == spec.shape[2:] and isinstance(dims[1], int):
+            w = _weights(graph, rng, [int(dims[1]), size.width, 1, 1], "head_w")
+            head = graph.op("Tanh", [graph.op("Conv", [features, w], "head")], "tanh")
+            graph.op("Cast", [head], "cast", output=out_name, to=ONNX_TYPES[out_spec.dtype])
+            made.add(out_name)
+        elif len(dims) == 2 and all(isinstance(d, int) for d in dims):
+            pooled = graph.op("Flatten", [graph.op("GlobalAveragePool", [features], "gap")], "flat")
+            w = _weights(graph, rng, [size.width, int(dims[1])], "fc_w")  # type: ignore[arg-type]
+            dense = graph.op("MatMul", [pooled, w], "fc")
+            graph.op("Cast", [dense], "cast", output=out_name, to=ONNX_TYPES[out_spec.dtype])
+            made.add(out_name)
+    return made
+
+
+def build_model(
+    entry: ModelEntry, behaviour: str = "spec", size: ComputeSize | None = None
+) -> onnx.ModelProto:
     graph = _Graph()
     inputs = [(tensor_name(s, i, "input"), s) for i, s in enumerate(entry.inputs)]
     outputs = [(tensor_name(s, i, "output"), s) for i, s in enumerate(entry.outputs)]
@@ -137,7 +222,14 @@ def build_model(entry: ModelEntry, behaviour: str = "spec") -> onnx.ModelProto:
         (name, TensorSpec(name=name, shape=(1,), dtype="float32")) for name in entry.auxiliary_outputs
     ]
     mean = _mean_of_first_input(graph, inputs)
+    computed = (
+        _compute_outputs(graph, entry, inputs, outputs, size or ComputeSize())
+        if behaviour == "compute"
+        else set()
+    )
     for index, (out_name, spec) in enumerate(outputs):
+        if out_name in computed:
+            continue
         if index == 0 and behaviour == "identity":
             target = _target_input(entry, inputs)
             assert target is not None, f"{entry.id}: no input shaped like its output"
@@ -179,29 +271,32 @@ def _flat_colour(entry: ModelEntry) -> list[float]:
     return [(c - m) / s for c, m, s in zip(FLAT_COLOUR, norm.mean, norm.std, strict=True)]
 
 
-def behaviours_for(entry: ModelEntry) -> list[str]:
+def behaviours_for(entry: ModelEntry, compute: bool = False) -> list[str]:
     extra = []
     if entry.kind is Kind.SWAPPER and _target_input(
         entry, [(tensor_name(s, i, "input"), s) for i, s in enumerate(entry.inputs)]
     ):
         extra = ["identity", "flat"]
-    return ["spec", *extra]
+    return ["compute" if compute else "spec", *extra]
 
 
 def standin_file_name(entry: ModelEntry, behaviour: str) -> str:
-    if behaviour == "spec":
+    if behaviour in ("spec", "compute"):
         return entry.file  # the catalog's own file name, so the store finds it like the real model
     stem = entry.file.removesuffix(".onnx")
     return f"{stem}.{behaviour}-standin.onnx"
 
 
-def make_standins(directory: Path, catalog: Catalog, ids: list[str] | None = None) -> StandinManifest:
+def make_standins(
+    directory: Path, catalog: Catalog, ids: list[str] | None = None, compute: ComputeSize | None = None
+) -> StandinManifest:
+    """Write stand-ins for `ids` (default: all); `compute` makes the main files compute stand-ins."""
     directory.mkdir(parents=True, exist_ok=True)
     entries = [catalog.get(i) for i in ids] if ids else list(catalog)
     files: dict[str, StandinFile] = {}
     for entry in entries:
-        for behaviour in behaviours_for(entry):
-            data = build_model(entry, behaviour).SerializeToString(deterministic=True)
+        for behaviour in behaviours_for(entry, compute is not None):
+            data = build_model(entry, behaviour, compute).SerializeToString(deterministic=True)
             name = standin_file_name(entry, behaviour)
             (directory / name).write_bytes(data)
             files[name] = StandinFile(
@@ -224,8 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--ids", nargs="*", help="only these catalog ids (default: all)")
+    parser.add_argument("--compute", action="store_true", help="convolution-trunk stand-ins (GPU timing)")
+    parser.add_argument("--width", type=int, default=ComputeSize.width, help="compute trunk channels")
+    parser.add_argument("--depth", type=int, default=ComputeSize.depth, help="compute trunk 3x3 convolutions")
     args = parser.parse_args(argv)
-    manifest = make_standins(args.directory, load_catalog(), args.ids)
+    compute = ComputeSize(args.width, args.depth) if args.compute else None
+    manifest = make_standins(args.directory, load_catalog(), args.ids, compute)
     sys.stdout.write(f"{len(manifest.files)} stand-in files written to {args.directory}\n")
     return 0
 

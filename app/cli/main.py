@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app import __version__
-from app.cli import models_cmd
+from app.cli import models_cmd, runtime_cmd
 from app.core.errors import DoppelError
 from app.models.context import build_context
 
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", parents=[common], help="start the desktop app (the default)")
     gui.set_defaults(handler=_run_gui)
     models_cmd.add_parser(commands, common)
+    runtime_cmd.add_parsers(commands, common)
     return parser
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,12 +28,50 @@ class DownloadSettings(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0)
 
 
+ProviderHint = Literal["auto", "tensorrt", "cuda", "cpu"]
+PrecisionHint = Literal["fp32", "fp16"]
+
+
+class TensorRTSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    builder_optimization_level: int = Field(default=3, ge=0, le=5)
+    max_workspace_mb: int = Field(default=4096, ge=256)
+    # Optimisation profiles for dynamic axes: batch axes run 1..max_batch (built for 1); dynamic image
+    # sides run min_side..max_side (built for the model's own input size).
+    max_batch: int = Field(default=8, ge=1, le=64)
+    min_side: int = Field(default=64, ge=16)
+    max_side: int = Field(default=1024, ge=64)
+
+
+class InferenceSettings(BaseModel):
+    """How models run. `provider` is the user's Execution choice: "auto" lets each catalog entry's own
+    hint decide; anything else applies to every model unless `model_providers` names the model."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: ProviderHint = "auto"
+    model_providers: dict[str, ProviderHint] = Field(default_factory=dict)
+    # TensorRT builds fp16 engines unless told otherwise; CUDA and CPU run the file's own precision.
+    precision: PrecisionHint = "fp16"
+    model_precisions: dict[str, PrecisionHint] = Field(default_factory=dict)
+    cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = "exhaustive"
+    # TF32 tensor cores on Ampere and later: much faster convolutions, ~1e-3 relative error. Off for
+    # bit-careful comparisons against the CPU.
+    allow_tf32: bool = True
+    cuda_graphs: Literal["auto", "off"] = "auto"  # auto: models that passed the probe on this GPU
+    device_index: int = Field(default=0, ge=0)
+    max_sessions: int = Field(default=8, ge=1, le=64)
+    vram_budget_mb: int | None = Field(default=None, ge=64)  # None: 80% of the GPU's memory
+    host_budget_mb: int | None = Field(default=None, ge=64)  # None: no limit on CPU sessions
+    tensorrt: TensorRTSettings = Field(default_factory=TensorRTSettings)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = SETTINGS_VERSION
     models_dir: Path | None = None
     extra_catalogs: list[Path] = Field(default_factory=list)
     download: DownloadSettings = Field(default_factory=DownloadSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
 
 
 def settings_path() -> Path:

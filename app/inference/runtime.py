@@ -1,0 +1,173 @@
+"""InferenceRuntime: the front door. Model code asks it for a session by model id; it never builds one.
+
+It turns the catalog's hints and the user's settings into a provider chain and a precision, finds the
+model file through the store, consults the CUDA-graph matrix, and leases sessions from the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from app.core.paths import cache_dir
+from app.core.settings import InferenceSettings
+from app.inference.cuda_graphs import MATRIX_FILE, GraphMatrix, ProbeResult, key_for, probe
+from app.inference.device import DeviceFacts, device_facts
+from app.inference.discovery import ProviderStatus, discover
+from app.inference.errors import ModelNotReadyError
+from app.inference.fallbacks import FALLBACK_FILE, FallbackLog
+from app.inference.faults import FaultPlan
+from app.inference.loaded_model import LoadSpec, ModelFile, Tensors
+from app.inference.pool import PoolLimits, SessionKey, SessionPool
+from app.inference.providers import GRAPH_PROVIDERS, Hint, Precision, Provider, fallback_chain, parse_hint
+from app.inference.session import DisabledProviders, Session
+from app.models.store import ModelState, ModelStore
+
+log = logging.getLogger(__name__)
+
+_MB = 1 << 20
+DEFAULT_VRAM_SHARE = 0.8
+
+
+def pool_limits(settings: InferenceSettings, facts: DeviceFacts) -> PoolLimits:
+    vram = settings.vram_budget_mb * _MB if settings.vram_budget_mb else None
+    gpu = facts.gpu(settings.device_index)
+    if vram is None and gpu is not None:
+        vram = int(gpu.vram_total_bytes * DEFAULT_VRAM_SHARE)
+    host = settings.host_budget_mb * _MB if settings.host_budget_mb else None
+    return PoolLimits(settings.max_sessions, vram, host)
+
+
+class InferenceRuntime:
+    def __init__(
+        self,
+        store: ModelStore,
+        settings: InferenceSettings | None = None,
+        *,
+        cache_root: Path | None = None,
+        fallbacks: FallbackLog | None = None,
+        faults: FaultPlan | None = None,
+        backends: Mapping[Provider, str] | None = None,
+        probe_providers: bool = False,
+    ) -> None:
+        self.store = store
+        self.settings = settings or InferenceSettings()
+        self.cache_root = cache_root or cache_dir()
+        self.facts = device_facts()
+        self.statuses: dict[Provider, ProviderStatus] = dict(discover(probe_providers))
+        self.fallbacks = fallbacks or FallbackLog(self.cache_root / FALLBACK_FILE)
+        self.faults = faults if faults is not None else FaultPlan.from_environment()
+        self.backends = dict(backends or {})
+        self.disabled = DisabledProviders()
+        self.graphs = GraphMatrix(self.cache_root / MATRIX_FILE)
+        self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
+
+    # -- choices ---------------------------------------------------------------------------------
+
+    @property
+    def usable(self) -> set[Provider]:
+        usable = {p for p, s in self.statuses.items() if s.usable}
+        return usable | set(self.backends)  # a test backend counts as present
+
+    def hint_for(self, model_id: str, override: str | None = None) -> Hint:
+        """Per call, then per model in settings, then the user's global choice; "auto" defers to the
+        catalog entry's own hint."""
+        if override:
+            return parse_hint(override, "provider")
+        chosen = self.settings.model_providers.get(model_id) or self.settings.provider
+        if chosen == "auto":
+            return self.store.catalog.get(model_id).provider_hint
+        return chosen
+
+    def precision_for(self, model_id: str, override: str | None = None) -> Precision:
+        chosen = override or self.settings.model_precisions.get(model_id) or self.settings.precision
+        if chosen not in ("fp16", "fp32"):
+            raise ValueError(f"precision: '{chosen}' is not fp16 or fp32")
+        return "fp16" if chosen == "fp16" else "fp32"
+
+    def chain_for(self, model_id: str, provider: str | None = None) -> list[Provider]:
+        return fallback_chain(self.hint_for(model_id, provider), self.usable, self.disabled.of(model_id))
+
+    def key_for(self, model_id: str, provider: str | None = None, precision: str | None = None) -> SessionKey:
+        chain = self.chain_for(model_id, provider)
+        return SessionKey(
+            model_id, chain[0], self.precision_for(model_id, precision), self.settings.device_index
+        )
+
+    def model_file(self, model_id: str) -> ModelFile:
+        entry = self.store.catalog.get(model_id)
+        status = self.store.status(entry)
+        if not status.usable:
+            what = {
+                ModelState.MISSING: "is not downloaded",
+                ModelState.PARTIAL: "is only partly downloaded",
+                ModelState.CORRUPT: "does not match its SHA-256 (damaged or a different file)",
+            }.get(status.state, f"is {status.state}")
+            raise ModelNotReadyError(
+                f"Model '{model_id}' ({status.path}) {what}: run `python main.py models download {model_id}`"
+            )
+        digest = self.store.file_hash(status.path)
+        return ModelFile(entry, status.path, digest, status.state is ModelState.STANDIN)
+
+    def load_spec(self, model_id: str, precision: Precision) -> LoadSpec:
+        gpu = self.facts.gpu(self.settings.device_index)
+        spec = LoadSpec(
+            model=self.model_file(model_id),
+            settings=self.settings,
+            precision=precision,
+            cuda_graph_providers=frozenset(),
+            cache_root=self.cache_root,
+            sm=gpu.sm if gpu else None,
+            tensorrt_version=self.facts.tensorrt,
+            faults=self.faults,
+            backends=self.backends,
+        )
+        return replace(spec, cuda_graph_providers=self._graph_providers(spec))
+
+    def _graph_providers(self, spec: LoadSpec) -> frozenset[Provider]:
+        """Providers on which this model replays CUDA graphs: those where its probe passed."""
+        if self.settings.cuda_graphs == "off" or spec.model.entry.cuda_graphs is False or spec.sm is None:
+            return frozenset()
+        passed = set()
+        for provider in GRAPH_PROVIDERS:
+            found = self.graphs.lookup(key_for(spec, provider))
+            if found is not None and found.enabled:
+                passed.add(provider)
+        return frozenset(passed)
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def _load(self, key: SessionKey) -> Session:
+        # The key's provider is where the chain starts; the slower ones follow it.
+        chain = fallback_chain(
+            parse_hint(key.provider.value, "provider"), self.usable, self.disabled.of(key.model_id)
+        )
+        return Session(self.load_spec(key.model_id, key.precision), chain, self.fallbacks, self.disabled)
+
+    @contextmanager
+    def session(
+        self, model_id: str, provider: str | None = None, precision: str | None = None
+    ) -> Iterator[Session]:
+        with self.pool.lease(self.key_for(model_id, provider, precision)) as session:
+            yield session
+
+    def run(self, model_id: str, feeds: Mapping[str, torch.Tensor], provider: str | None = None) -> Tensors:
+        with self.session(model_id, provider) as session:
+            return session.run(feeds)
+
+    def probe_cuda_graphs(self, model_id: str, provider: Provider = Provider.CUDA) -> ProbeResult:
+        """Probe a model and remember the verdict; sessions loaded afterwards follow it."""
+        spec = self.load_spec(model_id, self.precision_for(model_id))
+        result = probe(spec, provider)
+        if torch.cuda.is_available():  # a CPU machine has nothing to remember
+            self.graphs.store(key_for(spec, provider), result)
+        log.info("CUDA graphs for %s on %s: %s (%s)", model_id, provider.label, result.verdict, result.reason)
+        return result
+
+    def close(self) -> None:
+        self.pool.clear()
