@@ -58,6 +58,8 @@ class InferenceSettings(BaseModel):
     # bit-careful comparisons against the CPU.
     allow_tf32: bool = True
     cuda_graphs: Literal["auto", "off"] = "auto"  # auto: models that passed the probe on this GPU
+    # One run right after each load, so lazy setup (cuDNN search, arenas, engines) never hits a frame.
+    warmup_on_load: bool = True
     device_index: int = Field(default=0, ge=0)
     max_sessions: int = Field(default=8, ge=1, le=64)
     vram_budget_mb: int | None = Field(default=None, ge=64)  # None: 80% of the GPU's memory

@@ -71,28 +71,19 @@ class OrtDevice:
         return torch.device(self.kind, self.index) if self.kind == "cuda" else torch.device("cpu")
 
 
-def bind_input(binding: Any, name: str, tensor: torch.Tensor, ort_type: str) -> None:
+def _bind(bind: Any, name: str, tensor: torch.Tensor, ort_type: str) -> None:
     if not tensor.is_contiguous():
-        raise ValueError(f"input '{name}' must be contiguous")
-    binding.bind_input(
-        name,
-        tensor.device.type,
-        tensor.device.index or 0,
-        numpy_dtype(ort_type),
-        list(tensor.shape),
-        tensor.data_ptr(),
-    )
+        raise ValueError(f"tensor '{name}' must be contiguous to be bound")
+    device = tensor.device
+    bind(name, device.type, device.index or 0, numpy_dtype(ort_type), list(tensor.shape), tensor.data_ptr())
+
+
+def bind_input(binding: Any, name: str, tensor: torch.Tensor, ort_type: str) -> None:
+    _bind(binding.bind_input, name, tensor, ort_type)
 
 
 def bind_output(binding: Any, name: str, tensor: torch.Tensor, ort_type: str) -> None:
-    binding.bind_output(
-        name,
-        tensor.device.type,
-        tensor.device.index or 0,
-        numpy_dtype(ort_type),
-        list(tensor.shape),
-        tensor.data_ptr(),
-    )
+    _bind(binding.bind_output, name, tensor, ort_type)
 
 
 def bind_output_to_device(binding: Any, name: str, device: OrtDevice) -> None:

@@ -147,7 +147,10 @@ class InferenceRuntime:
         chain = fallback_chain(
             parse_hint(key.provider.value, "provider"), self.usable, self.disabled.of(key.model_id)
         )
-        return Session(self.load_spec(key.model_id, key.precision), chain, self.fallbacks, self.disabled)
+        session = Session(self.load_spec(key.model_id, key.precision), chain, self.fallbacks, self.disabled)
+        if self.settings.warmup_on_load:
+            session.warmup()
+        return session
 
     @contextmanager
     def session(

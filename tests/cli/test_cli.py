@@ -11,21 +11,9 @@ from pathlib import Path
 import pytest
 
 from app.models.catalog import load_catalog
+from tests.support.cli import MAIN, run
 from tests.support.entries import blob, entry_for
 from tests.support.http_server import FileServer
-
-MAIN = Path(__file__).resolve().parents[2] / "main.py"
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(MAIN), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def test_models_list_json_lists_the_catalog(tmp_path: Path) -> None:

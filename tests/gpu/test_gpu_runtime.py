@@ -6,7 +6,6 @@ lent GPU machine: `python -m pytest tests/gpu -v`.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from app.inference.providers import Provider
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import load_catalog
 from app.models.store import ModelStore
+from tests.support.threads import run_together
 from tools.make_standins import ComputeSize, make_standins
 
 pytestmark = pytest.mark.skipif(
@@ -99,7 +99,8 @@ def test_tensorrt_falls_back_to_cuda_with_its_reason(gpu_models: Path, tmp_path:
 def test_a_cuda_run_failure_falls_back_to_the_cpu_with_a_correct_result(
     gpu_models: Path, tmp_path: Path
 ) -> None:
-    runtime = runtime_for(gpu_models, tmp_path, faults=FaultPlan([Fault(Provider.CUDA, "run")]))
+    no_warmup = InferenceSettings(allow_tf32=False, warmup_on_load=False)  # the caller's run meets the fault
+    runtime = runtime_for(gpu_models, tmp_path, no_warmup, faults=FaultPlan([Fault(Provider.CUDA, "run")]))
     with runtime.session("inswapper_128", provider="cuda") as session:
         assert session.provider is Provider.CUDA
         feeds = session.example_inputs(seed=2)  # on the GPU
@@ -143,21 +144,12 @@ def test_concurrent_calls_on_a_cuda_session_are_correct(gpu_models: Path, tmp_pa
     with runtime.session("gfpgan_1.4", provider="cuda") as session:
         feeds = [session.example_inputs(seed=s) for s in range(4)]
         expected = [session.run(f)["output"] for f in feeds]
-        errors: list[BaseException] = []
 
         def work(index: int) -> None:
-            try:
-                for _ in range(5):
-                    torch.testing.assert_close(session.run(feeds[index])["output"], expected[index])
-            except BaseException as exc:  # noqa: BLE001  (reported below)
-                errors.append(exc)
+            for _ in range(5):
+                torch.testing.assert_close(session.run(feeds[index])["output"], expected[index])
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert not errors, errors[0]
+        run_together(4, work)
 
 
 def test_pool_eviction_frees_gpu_memory(gpu_models: Path, tmp_path: Path) -> None:

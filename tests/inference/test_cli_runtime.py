@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-MAIN = Path(__file__).resolve().parents[2] / "main.py"
-WARMUP_TOOL = Path(__file__).resolve().parents[2] / "tools" / "warmup.py"
+from tests.support.cli import ROOT, run
 
-
-def run(
-    *args: str, env: dict[str, str] | None = None, script: Path = MAIN
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+WARMUP_TOOL = ROOT / "tools" / "warmup.py"
 
 
 def test_warmup_prints_provider_and_timings(standin_dir: Path) -> None:

@@ -9,20 +9,22 @@ raise (disable, reload on the next provider, re-run, record) is the real path. T
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from app.core.settings import InferenceSettings
 from app.inference.errors import InferenceError
 from app.inference.fallbacks import FALLBACK_FILE, FallbackLog
 from app.inference.faults import Fault, FaultPlan, FaultPlanError
 from app.inference.providers import Provider
 from tests.inference.conftest import RuntimeFactory, plain_run
+from tests.support.threads import run_together
 
 CUDA_ON_CPU = {Provider.CUDA: "CPUExecutionProvider"}
+NO_WARMUP = InferenceSettings(warmup_on_load=False)  # so the first run is the caller's
 
 
 def test_a_provider_that_fails_to_load_falls_back_with_its_reason(make_runtime: RuntimeFactory) -> None:
@@ -51,7 +53,7 @@ def test_an_injected_load_fault_falls_back_once(make_runtime: RuntimeFactory) ->
 def test_a_provider_that_raises_at_run_time_is_replaced_and_the_same_inputs_rerun(
     make_runtime: RuntimeFactory,
 ) -> None:
-    runtime = make_runtime(backends=CUDA_ON_CPU, faults=FaultPlan([Fault(Provider.CUDA, "run")]))
+    runtime = make_runtime(NO_WARMUP, backends=CUDA_ON_CPU, faults=FaultPlan([Fault(Provider.CUDA, "run")]))
     with runtime.session("inswapper_128", provider="cuda") as session:
         assert session.provider is Provider.CUDA  # it loaded: the failure comes at run time
         feeds = session.example_inputs(seed=2)
@@ -71,31 +73,24 @@ def test_a_provider_that_raises_at_run_time_is_replaced_and_the_same_inputs_reru
     assert len(runtime.fallbacks.events()) == 1
 
 
-def test_threads_hitting_the_same_failure_record_it_once(make_runtime: RuntimeFactory) -> None:
+def test_warmup_on_load_meets_a_run_failure_before_the_first_frame(make_runtime: RuntimeFactory) -> None:
     runtime = make_runtime(backends=CUDA_ON_CPU, faults=FaultPlan([Fault(Provider.CUDA, "run")]))
-    results: dict[int, torch.Tensor] = {}
-    errors: list[BaseException] = []
+    with runtime.session("occluder", provider="cuda") as session:
+        assert session.first_run_ms is not None
+        assert session.provider is Provider.CPU  # already moved, during warmup
+        session.run(session.example_inputs(seed=1))
+    [event] = runtime.fallbacks.events()
+    assert (event.source, event.phase) == (Provider.CUDA, "run")
+
+
+def test_threads_hitting_the_same_failure_record_it_once(make_runtime: RuntimeFactory) -> None:
+    runtime = make_runtime(NO_WARMUP, backends=CUDA_ON_CPU, faults=FaultPlan([Fault(Provider.CUDA, "run")]))
     with runtime.session("occluder", provider="cuda") as session:
         feeds = {i: session.example_inputs(seed=i) for i in range(8)}
-        start = threading.Barrier(8)
-
-        def work(index: int) -> None:
-            try:
-                start.wait()
-                results[index] = session.run(feeds[index])["output"]
-            except BaseException as exc:  # noqa: BLE001  (reported below)
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert not errors
+        results = run_together(8, lambda i: session.run(feeds[i])["output"])
     for index, value in results.items():
-        np.testing.assert_allclose(
-            value.numpy(), plain_run(session.model.path, feeds[index])["output"], rtol=1e-6
-        )
+        reference = plain_run(session.model.path, feeds[index])["output"]
+        np.testing.assert_allclose(value.numpy(), reference, rtol=1e-6)
     assert len(runtime.fallbacks.events()) == 1
 
 

@@ -4,7 +4,6 @@ evicts, never closes a session under its user, and serves many threads correctly
 from __future__ import annotations
 
 import gc
-import threading
 import weakref
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 from app.core.settings import InferenceSettings
 from app.inference.providers import Provider
 from tests.inference.conftest import RuntimeFactory, plain_run
+from tests.support.threads import run_together
 
 MODELS = ["inswapper_128", "occluder", "arcface_w600k_r50"]
 
@@ -84,29 +84,18 @@ def test_many_threads_on_one_model_load_it_once_and_get_correct_results(make_run
 
     runtime.pool._loader = counting_load
     feeds = [{"target": torch.rand(1, 3, 128, 128), "source": torch.rand(1, 512)} for _ in range(6)]
-    results: dict[tuple[int, int], torch.Tensor] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(6)
 
-    def work(worker: int) -> None:
-        try:
-            start.wait()
-            for round_ in range(5):
-                index = (worker + round_) % len(feeds)
-                results[(worker, round_)] = runtime.run("inswapper_128", feeds[index])["output"]
-        except BaseException as exc:  # noqa: BLE001  (reported below)
-            errors.append(exc)
+    def work(worker: int) -> list[torch.Tensor]:
+        rounds = [(worker + r) % len(feeds) for r in range(5)]
+        return [runtime.run("inswapper_128", feeds[index])["output"] for index in rounds]
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors and len(loads) == 1
+    results = run_together(6, work)
+    assert len(loads) == 1
     path = runtime.model_file("inswapper_128").path
     references = [plain_run(path, f)["output"] for f in feeds]
-    for (worker, round_), value in results.items():
-        np.testing.assert_allclose(value.numpy(), references[(worker + round_) % len(feeds)], rtol=1e-6)
+    for worker, values in results.items():
+        for round_, value in enumerate(values):
+            np.testing.assert_allclose(value.numpy(), references[(worker + round_) % len(feeds)], rtol=1e-6)
 
 
 def test_a_session_that_fell_back_is_filed_under_its_new_provider(make_runtime: RuntimeFactory) -> None:
