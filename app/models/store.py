@@ -136,9 +136,10 @@ class ModelStore:
         """Behavioural stand-ins (e.g. a swapper returning its target crop) as extra, clearly named entries."""
         extra = []
         for file_name, info in self._standins.items():
-            if info.behaviour == "spec" or info.model_id not in self.catalog:
-                continue
-            base = self.catalog.get(info.model_id)
+            base = self.catalog.get(info.model_id) if info.model_id in self.catalog else None
+            if base is None or file_name == base.file:
+                continue  # the main file (spec or compute stand-in) is the model's own entry
+
             extra.append(
                 base.model_copy(
                     update={

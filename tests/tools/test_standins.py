@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
 from app.models.catalog import ModelEntry, TensorSpec, load_catalog
 from app.models.store import ModelState, ModelStore
-from tools.make_standins import make_standins, standin_file_name
+from tools.make_standins import ComputeSize, make_standins, standin_file_name
 
 CATALOG = load_catalog()
 ORT_TYPES = {
@@ -118,3 +119,27 @@ def test_flat_swapper_returns_one_colour(standins: Path) -> None:
     out = session.run(None, feed)[0]
     np.testing.assert_allclose(out[0, :, 0, 0], np.array([64, 128, 192]) / 255, rtol=1e-6)
     assert np.ptp(out[0], axis=(1, 2)).max() == 0
+
+
+def test_compute_standins_convolve_and_depend_on_every_input(tmp_path: Path) -> None:
+    """A compute stand-in runs real convolutions, and its output moves with each input (a swapper's
+    identity vector too), so GPU timings and CUDA-graph probes mean something."""
+    manifest = make_standins(tmp_path, CATALOG, ["inswapper_128", "arcface_w600k_r50"], ComputeSize(8, 2))
+    assert {f.behaviour for f in manifest.files.values()} == {"compute", "identity", "flat"}
+    entry = CATALOG.get("inswapper_128")
+    model = onnx.load(str(tmp_path / entry.file))
+    assert sum(node.op_type == "Conv" for node in model.graph.node) == 3  # two trunk layers and a head
+    session = _session(tmp_path / entry.file)
+    rng = np.random.default_rng(1)
+    target = rng.random((1, 3, 128, 128), dtype=np.float32)
+    source = rng.random((1, 512), dtype=np.float32)
+    base = session.run(None, {"target": target, "source": source})[0]
+    assert base.shape == (1, 3, 128, 128) and base.std() > 1e-3
+    assert not np.allclose(base, session.run(None, {"target": target, "source": source[:, ::-1].copy()})[0])
+    assert not np.allclose(base, session.run(None, {"target": target[..., ::-1].copy(), "source": source})[0])
+    embedding = _session(tmp_path / "w600k_r50.onnx").run(None, {"input.1": target[:, :, :112, :112].copy()})[
+        0
+    ]
+    assert embedding.shape == (1, 512) and embedding.std() > 0
+    # The main file stands in for the model itself: no extra "@compute" entry.
+    assert not [e for e in ModelStore(tmp_path, CATALOG).standin_entries() if e.id.endswith("@compute")]
