@@ -118,7 +118,12 @@ def _status(provider: Provider, available: list[str], probe: bool) -> ProviderSt
         )
     reason = _load_error(provider)
     if reason is not None:
-        return ProviderStatus(provider, False, reason, False)
+        # Loading the library by hand can fail where ORT's own loader succeeds (Windows DLL search
+        # paths): only a failed real session makes the provider unusable, with the library's reason.
+        if probe_reason(provider) is None:
+            log.info("%s: the library check failed (%s) but a session works", provider.label, reason)
+            return ProviderStatus(provider, True, None, True)
+        return ProviderStatus(provider, False, reason, True)
     if probe:
         reason = probe_reason(provider)
         return ProviderStatus(provider, reason is None, reason, True)
