@@ -1,0 +1,109 @@
+"""`python main.py detect IMAGE`: find faces and print or draw them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from app.cli.output import say, say_json, table
+from app.core.errors import DoppelError
+from app.faces.detector import DetectionSettings, FaceDetector
+from app.faces.types import KPS_NAMES, Face
+from app.inference.runtime import InferenceRuntime
+from app.media.images import read_image
+from app.models.catalog import Kind
+from app.models.context import AppContext
+
+
+def _rotation(value: str) -> str | float:
+    if value in ("off", "auto"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not off, auto or an angle in degrees") from None
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    detect = subparsers.add_parser("detect", parents=[common], help="find faces in an image")
+    detect.add_argument("image", type=Path, metavar="IMAGE")
+    detect.add_argument("--detector", metavar="ID", help="detector model (default: the catalog's default)")
+    detect.add_argument("--score", type=float, default=0.5, help="minimum detection score (0.5)")
+    detect.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold (0.4; higher keeps more)")
+    detect.add_argument("--max-faces", type=int, default=0, metavar="N", help="keep the N best (0: all)")
+    detect.add_argument("--min-size", type=float, default=0.0, metavar="PX", help="smallest face side")
+    detect.add_argument("--size", type=int, default=640, help="detection size for models of any size (640)")
+    detect.add_argument(
+        "--rotation", type=_rotation, default="off", metavar="off|auto|DEG", help="find rotated faces too"
+    )
+    detect.add_argument("--draw", type=Path, metavar="OUT.png", help="write the image with the faces drawn")
+    detect.set_defaults(handler=detect_faces)
+
+
+def _default_detector(ctx: AppContext) -> str:
+    defaults = [e.id for e in ctx.catalog if e.kind is Kind.DETECTOR and e.default]
+    if not defaults:
+        raise DoppelError("The catalog names no default detector: pass --detector ID")
+    return defaults[0]
+
+
+def _face_json(face: Face) -> dict[str, Any]:
+    return {
+        "box": [round(v, 2) for v in face.box],
+        "score": round(face.score, 4),
+        "keypoints": {
+            name: [round(v, 2) for v in point]
+            for name, point in zip(KPS_NAMES, face.kps.tolist(), strict=True)
+        },
+        "roll": round(face.roll, 1),
+        "rotation": face.rotation,
+    }
+
+
+def _draw(path: Path, image: Path, faces: list[Face]) -> None:
+    with Image.open(image) as source:
+        canvas = source.convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 400))
+    for face in faces:
+        pen.rectangle(face.box, outline=(0, 255, 0), width=width)
+        for x, y in face.kps.tolist():
+            pen.ellipse((x - width, y - width, x + width, y + width), fill=(255, 0, 0))
+    try:
+        canvas.save(path)
+    except (OSError, ValueError) as exc:
+        raise DoppelError(f"Cannot write {path}: {exc}") from exc
+
+
+def detect_faces(args: argparse.Namespace, ctx: AppContext) -> int:
+    frame = read_image(args.image)
+    model_id = args.detector or _default_detector(ctx)
+    settings = DetectionSettings(
+        score=args.score,
+        nms=args.nms,
+        max_faces=args.max_faces,
+        min_size=args.min_size,
+        size=args.size,
+        rotation=args.rotation,
+    )
+    runtime = InferenceRuntime(ctx.store, ctx.settings.inference)
+    try:
+        faces = FaceDetector(runtime, model_id, settings).detect(frame)
+    finally:
+        runtime.close()
+    if args.draw:
+        _draw(args.draw, args.image, faces)
+    if args.json:
+        say_json({"image": str(args.image), "detector": model_id, "faces": [_face_json(f) for f in faces]})
+        return 0
+    say(f"{len(faces)} face(s) in {args.image} ({model_id})")
+    rows = [
+        [str(i + 1), f"{f.score:.2f}", " ".join(f"{v:.0f}" for v in f.box), f"{f.roll:.0f}"]
+        for i, f in enumerate(faces)
+    ]
+    if rows:
+        table(rows, header=["#", "score", "box (x1 y1 x2 y2)", "roll"])
+    return 0

@@ -1,0 +1,1 @@
+"""Face analysis: detectors, landmarks, recognition, alignment, selection. Knows faces, not Qt."""

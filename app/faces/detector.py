@@ -1,0 +1,145 @@
+"""FaceDetector: any catalog detector, with score, NMS, size and count limits and rotation-robust mode.
+
+Rotation-robust mode first detects upright. A face whose eye line is rolled past the threshold (automatic:
+50°, or a chosen angle such as 40°), or an empty result, sends the detector round the other three quarter
+turns; what each finds upright is mapped back into the frame, and the best of overlapping finds is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from app.faces.detectors.base import DetectorFamily, RawDetections
+from app.faces.detectors.scrfd import Scrfd
+from app.faces.geometry import nms, rotate_frame, unrotate_points
+from app.faces.types import Face, VisionFrame, check_frame
+from app.inference.runtime import InferenceRuntime
+from app.models.catalog import ModelEntry
+
+AUTO_ROLL_LIMIT = 50.0  # degrees: beyond this a face is looked for again in a quarter-turned frame
+FAMILIES: dict[str, type] = {"scrfd": Scrfd}
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    score: float = 0.5
+    nms: float = 0.4
+    max_faces: int = 0  # 0: no limit
+    min_size: float = 0.0  # pixels, the shorter side of the box
+    size: int = 640  # input side for models that accept any size (160..640)
+    rotation: Literal["off", "auto"] | float = "off"  # a float is the roll limit in degrees
+
+    def roll_limit(self) -> float | None:
+        if self.rotation == "off":
+            return None
+        return AUTO_ROLL_LIMIT if self.rotation == "auto" else float(self.rotation)
+
+
+def family_for(entry: ModelEntry) -> DetectorFamily:
+    try:
+        family: DetectorFamily = FAMILIES[entry.family](entry)
+    except KeyError:
+        known = ", ".join(sorted(FAMILIES))
+        raise ValueError(f"{entry.id}: detector family '{entry.family}' is not supported ({known})") from None
+    return family
+
+
+def _eye_roll(kps: torch.Tensor) -> torch.Tensor:
+    """Roll in degrees of each face [K, 5, 2] from its eye line."""
+    delta = kps[:, 1] - kps[:, 0]
+    return torch.rad2deg(torch.atan2(delta[:, 1], delta[:, 0]))
+
+
+class FaceDetector:
+    def __init__(
+        self, runtime: InferenceRuntime, model_id: str, settings: DetectionSettings | None = None
+    ) -> None:
+        self.runtime = runtime
+        self.entry = runtime.store.catalog.get(model_id)
+        self.family = family_for(self.entry)
+        self.settings = settings or DetectionSettings()
+
+    def input_size(self) -> tuple[int, int]:
+        """The model's own input size when fixed, else the chosen detection size."""
+        dims = self.entry.inputs[0].shape
+        if len(dims) == 4 and isinstance(dims[2], int) and isinstance(dims[3], int):
+            return dims[2], dims[3]
+        return self.settings.size, self.settings.size
+
+    def forward(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        with self.runtime.session(self.entry.id) as session:
+            outputs = session.run({session.input_names[0]: tensor})
+            return [outputs[name] for name in session.output_names]
+
+    def _upright(self, frame: VisionFrame, turns: int) -> tuple[RawDetections, torch.Tensor]:
+        """Detections in a frame turned clockwise by turns × 90°, mapped back; and each one's roll as seen
+        in the turned frame (near 0 when the turn made the face upright)."""
+        turned = rotate_frame(frame, turns)
+        tensor, box = self.family.prepare(turned, self.input_size())
+        found = self.family.normalize(self.forward(tensor), box, self.settings.score)
+        found = found.select(nms(found.boxes, found.scores, self.settings.nms))
+        roll = _eye_roll(found.kps)
+        if turns == 0:
+            return found, roll
+        height, width = int(frame.shape[0]), int(frame.shape[1])
+        corners = unrotate_points(found.boxes.view(-1, 2, 2), turns, height, width)
+        boxes = torch.cat([corners.min(dim=1).values, corners.max(dim=1).values], dim=1)
+        kps = unrotate_points(found.kps, turns, height, width)
+        return RawDetections(boxes, found.scores, kps), roll
+
+    def detect(self, frame: VisionFrame) -> list[Face]:
+        check_frame(frame)
+        limit = self.settings.roll_limit()
+        found, roll = self._upright(frame, 0)
+        turns = torch.zeros_like(found.scores, dtype=torch.long)
+        if limit is not None:
+            upright = roll.abs() <= limit
+            if not bool(upright.all()) or found.scores.numel() == 0:
+                parts, turn_parts = [found.select(upright)], [turns[upright]]
+                for quarter in (1, 3, 2):
+                    more, more_roll = self._upright(frame, quarter)
+                    keep = more_roll.abs() <= limit
+                    parts.append(more.select(keep))
+                    turn_parts.append(
+                        torch.full((int(keep.sum()),), quarter, dtype=torch.long, device=keep.device)
+                    )
+                found = RawDetections(
+                    torch.cat([p.boxes for p in parts]),
+                    torch.cat([p.scores for p in parts]),
+                    torch.cat([p.kps for p in parts]),
+                )
+                turns = torch.cat(turn_parts)
+                best = nms(found.boxes, found.scores, self.settings.nms)
+                found, turns = found.select(best), turns[best]
+        return self._faces(found, turns)
+
+    def _faces(self, found: RawDetections, turns: torch.Tensor) -> list[Face]:
+        order = found.scores.argsort(descending=True).tolist()
+        faces = []
+        for index in order:
+            x1, y1, x2, y2 = (float(v) for v in found.boxes[index].tolist())
+            if min(x2 - x1, y2 - y1) < self.settings.min_size:
+                continue
+            faces.append(
+                Face(
+                    box=(x1, y1, x2, y2),
+                    score=float(found.scores[index]),
+                    kps=found.kps[index].float().clone(),
+                    rotation=int(turns[index]) * 90,
+                )
+            )
+            if self.settings.max_faces and len(faces) >= self.settings.max_faces:
+                break
+        return faces
+
+
+def box_iou_single(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """IoU of two (x1, y1, x2, y2) boxes (reports and tests)."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    overlap = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
+    return overlap / union if union > 0 else 0.0

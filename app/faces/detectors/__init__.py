@@ -1,0 +1,1 @@
+"""Face detector families, one module each, behind the DetectorFamily contract (base.py)."""

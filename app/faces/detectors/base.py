@@ -1,0 +1,58 @@
+"""The contract every detector family follows, and the raw result it hands back.
+
+prepare() turns a frame into the model's input tensor and remembers how (the letterbox); normalize()
+turns the model's outputs, in catalog order, into boxes, scores and five keypoints in frame pixels.
+Only the FaceDetector (detector.py) runs the session in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from app.faces.geometry import Letterbox, letterbox
+from app.faces.types import VisionFrame
+from app.models.catalog import ModelEntry
+
+
+@dataclass(frozen=True)
+class RawDetections:
+    boxes: torch.Tensor  # [K, 4] x1, y1, x2, y2 in frame pixels
+    scores: torch.Tensor  # [K]
+    kps: torch.Tensor  # [K, 5, 2] in frame pixels
+
+    @classmethod
+    def empty(cls, device: torch.device) -> RawDetections:
+        return cls(
+            torch.zeros((0, 4), device=device),
+            torch.zeros(0, device=device),
+            torch.zeros((0, 5, 2), device=device),
+        )
+
+    def select(self, index: torch.Tensor) -> RawDetections:
+        return RawDetections(self.boxes[index], self.scores[index], self.kps[index])
+
+
+class DetectorFamily(Protocol):
+    def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]: ...
+
+    def normalize(
+        self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float
+    ) -> RawDetections: ...
+
+
+def normalised_canvas(
+    entry: ModelEntry, frame: VisionFrame, size: tuple[int, int]
+) -> tuple[torch.Tensor, Letterbox]:
+    """Letterbox, reorder colours as the catalog says, apply its normalisation: [1, 3, h, w] float32."""
+    canvas, box = letterbox(frame, size)
+    if entry.colour == "BGR":
+        canvas = canvas.flip(0)
+    norm = entry.normalisation
+    if norm is not None:
+        mean = torch.tensor(norm.mean, dtype=torch.float32, device=canvas.device).view(3, 1, 1)
+        std = torch.tensor(norm.std, dtype=torch.float32, device=canvas.device).view(3, 1, 1)
+        canvas = (canvas - mean) / std
+    return canvas.unsqueeze(0).contiguous(), box

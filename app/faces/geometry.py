@@ -1,0 +1,81 @@
+"""Box and frame geometry in torch: letterboxing, IoU, non-maximum suppression, quarter rotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """A frame scaled by `scale` into the top-left of a `size` canvas (the rest is zero)."""
+
+    scale: float
+    size: tuple[int, int]  # canvas height, width
+
+    def to_frame(self, points: torch.Tensor) -> torch.Tensor:
+        """Canvas coordinates back to frame coordinates (any [..., 2k] of x, y pairs)."""
+        return points / self.scale
+
+
+def letterbox(frame: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
+    """uint8 [H, W, 3] → float32 [3, h, w] canvas with the frame resized (aspect kept) at top-left."""
+    height, width = int(frame.shape[0]), int(frame.shape[1])
+    canvas_h, canvas_w = size
+    scale = min(canvas_h / height, canvas_w / width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    chw = frame.permute(2, 0, 1).unsqueeze(0).float()
+    resized = functional.interpolate(chw, size=(new_h, new_w), mode="bilinear", align_corners=False)[0]
+    canvas = torch.zeros((3, canvas_h, canvas_w), dtype=torch.float32, device=frame.device)
+    canvas[:, :new_h, :new_w] = resized
+    return canvas, Letterbox(new_h / height, (canvas_h, canvas_w))
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every box in a [N, 4] against every box in b [M, 4] (x1, y1, x2, y2) → [N, M]."""
+    area_a = (a[:, 2] - a[:, 0]).clamp_min(0) * (a[:, 3] - a[:, 1]).clamp_min(0)
+    area_b = (b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)
+    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    overlap = (bottom_right - top_left).clamp_min(0).prod(dim=2)
+    return overlap / (area_a[:, None] + area_b[None, :] - overlap).clamp_min(1e-9)
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy non-maximum suppression: indices kept, best first. A box is dropped when its IoU with a
+    kept, better box is above `threshold` (so a higher threshold keeps more, overlapping, boxes)."""
+    order = scores.argsort(descending=True)
+    if order.numel() == 0:
+        return order
+    iou = box_iou(boxes[order], boxes[order])
+    suppressed = torch.zeros(order.numel(), dtype=torch.bool, device=boxes.device)
+    keep = []
+    for index in range(order.numel()):  # detections per frame are few after the score filter
+        if suppressed[index]:
+            continue
+        keep.append(index)
+        suppressed |= iou[index] > threshold
+    return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
+
+
+def rotate_frame(frame: torch.Tensor, quarter_turns: int) -> torch.Tensor:
+    """The frame [H, W, C] rotated clockwise by 90° × quarter_turns."""
+    return torch.rot90(frame, k=-quarter_turns % 4, dims=(0, 1)).contiguous()
+
+
+def unrotate_points(points: torch.Tensor, quarter_turns: int, height: int, width: int) -> torch.Tensor:
+    """Points [..., 2] found in a frame rotated clockwise by quarter_turns × 90° (whose original size
+    was height × width), mapped back into the original frame."""
+    x, y = points[..., 0], points[..., 1]
+    turns = quarter_turns % 4
+    if turns == 0:
+        return points.clone()
+    if turns == 1:  # rotated frame is [W, H]: original (x, y) went to (H - 1 - y, x)
+        back = (y, height - 1 - x)
+    elif turns == 2:
+        back = (width - 1 - x, height - 1 - y)
+    else:
+        back = (width - 1 - y, x)
+    return torch.stack(back, dim=-1)

@@ -1,0 +1,65 @@
+"""`main.py detect`, run as a user would, with the real SCRFD."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from tests.support.cli import run
+from tests.support.real_models import REAL_SCRFD_ID, real_scrfd_store
+
+
+def _catalog_file(test_assets: Path, tmp_path: Path) -> tuple[Path, Path]:
+    store = real_scrfd_store(test_assets, tmp_path / "models")
+    entries = [e.model_dump(mode="json") for e in store.catalog]
+    path = tmp_path / "real.json"
+    path.write_text(json.dumps(entries))
+    return store.root, path
+
+
+def test_detect_prints_json_and_draws(test_assets: Path, tmp_path: Path) -> None:
+    models, catalog = _catalog_file(test_assets, tmp_path)
+    drawn = tmp_path / "drawn.png"
+    common = ["--models-dir", str(models), "--catalog", str(catalog), "--detector", REAL_SCRFD_ID]
+    result = run("detect", str(test_assets / "newton.png"), *common, "--json", "--draw", str(drawn))
+    assert result.returncode == 0, result.stderr
+    [face] = json.loads(result.stdout)["faces"]
+    assert face["score"] > 0.5 and set(face["keypoints"]) == {
+        "left_eye",
+        "right_eye",
+        "nose",
+        "left_mouth",
+        "right_mouth",
+    }
+    with Image.open(drawn) as image:
+        assert image.size == Image.open(test_assets / "newton.png").size
+        assert image.getpixel((round(face["box"][0]), round((face["box"][1] + face["box"][3]) / 2))) == (
+            0,
+            255,
+            0,
+        )
+    text = run("detect", str(test_assets / "solvay_conference_1927.jpg"), *common)
+    assert text.returncode == 0 and text.stdout.startswith("29 face(s) in")
+
+
+def test_detect_names_a_bad_image(test_assets: Path, tmp_path: Path) -> None:
+    models, catalog = _catalog_file(test_assets, tmp_path)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    result = run(
+        "detect",
+        str(broken),
+        "--models-dir",
+        str(models),
+        "--catalog",
+        str(catalog),
+        "--detector",
+        REAL_SCRFD_ID,
+    )
+    assert result.returncode == 1 and f"Image {broken} cannot be read" in result.stderr
+    missing = run("detect", str(tmp_path / "nope.jpg"), "--models-dir", str(models))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    bad_rotation = run("detect", str(broken), "--rotation", "sideways")
+    assert bad_rotation.returncode == 2 and "not off, auto or an angle" in bad_rotation.stderr

@@ -1,0 +1,39 @@
+"""Letterbox inverse, IoU, NMS and quarter-turn mapping on crafted inputs."""
+
+from __future__ import annotations
+
+import torch
+
+from app.faces.geometry import box_iou, letterbox, nms, rotate_frame, unrotate_points
+
+
+def test_letterbox_keeps_aspect_and_maps_back() -> None:
+    frame = torch.zeros((300, 600, 3), dtype=torch.uint8)
+    frame[100:110, 200:220] = 255
+    canvas, box = letterbox(frame, (640, 640))
+    assert canvas.shape == (3, 640, 640) and box.scale == 640 / 600
+    assert canvas[:, 320:, :].abs().sum() == 0  # padding below the resized frame
+    bright = torch.nonzero(canvas[0] > 128)
+    top_left = torch.tensor([bright[:, 1].min(), bright[:, 0].min()], dtype=torch.float32)
+    assert torch.allclose(box.to_frame(top_left), torch.tensor([200.0, 100.0]), atol=1.0)
+
+
+def test_iou_and_nms_on_crafted_boxes() -> None:
+    boxes = torch.tensor(
+        [[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 5], [50, 50, 60, 60]], dtype=torch.float32
+    )
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    iou = box_iou(boxes, boxes)
+    assert torch.isclose(iou[0, 1], torch.tensor(90 / 110)) and torch.isclose(iou[0, 2], torch.tensor(0.5))
+    assert nms(boxes, scores, 0.3).tolist() == [0, 3]
+    assert nms(boxes, scores, 0.6).tolist() == [0, 2, 3]
+    assert nms(boxes, scores, 0.95).tolist() == [0, 1, 2, 3]  # a higher threshold keeps more
+
+
+def test_points_found_in_turned_frames_map_back() -> None:
+    frame = torch.zeros((5, 7, 1))
+    frame[1, 4, 0] = 1  # x=4, y=1
+    for turns in range(4):
+        ys, xs = torch.nonzero(rotate_frame(frame, turns)[..., 0], as_tuple=True)
+        found = torch.tensor([[float(xs[0]), float(ys[0])]])
+        assert unrotate_points(found, turns, 5, 7).tolist() == [[4.0, 1.0]]
