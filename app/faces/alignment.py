@@ -1,0 +1,98 @@
+"""Alignment: similarity transforms from five keypoints to a template, their inverses, and warps.
+
+Transforms are 2x3 matrices mapping frame pixels to crop pixels (OpenCV's and kornia's convention),
+estimated by least squares (Umeyama: scale, rotation, translation; no shear) in torch, so the same code
+runs on the GPU and the CPU. The inverse takes a processed crop back to the frame for paste-back.
+"""
+
+from __future__ import annotations
+
+import torch
+from kornia.geometry.transform import warp_affine
+
+# Five-point templates (eyes, nose, mouth corners) in pixels at their reference size.
+_TEMPLATES: dict[str, tuple[int, tuple[tuple[float, float], ...]]] = {
+    # InsightFace's ArcFace crop at 112.
+    "arcface_112_v2": (
+        112,
+        ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041)),
+    ),
+    # The same points in a 128 crop, shifted right by 8 (InsightFace's norm_crop for inswapper).
+    "arcface_128": (
+        128,
+        ((46.2946, 51.6963), (81.5318, 51.5014), (64.0252, 71.7366), (49.5493, 92.3655), (78.7299, 92.2041)),
+    ),
+    # FFHQ alignment at 512 (GFPGAN, CodeFormer).
+    "ffhq_512": (
+        512,
+        (
+            (192.98138, 239.94708),
+            (318.90277, 240.1936),
+            (256.63416, 314.01935),
+            (201.26117, 371.41043),
+            (313.08905, 371.15118),
+        ),
+    ),
+}
+TEMPLATES = tuple(_TEMPLATES)
+
+
+def template(name: str, size: int, device: torch.device | None = None) -> torch.Tensor:
+    """The template's five points [5, 2] scaled to a square crop of `size` pixels."""
+    try:
+        reference, points = _TEMPLATES[name]
+    except KeyError:
+        raise ValueError(f"unknown alignment template '{name}' (known: {', '.join(TEMPLATES)})") from None
+    return torch.tensor(points, dtype=torch.float32, device=device) * (size / reference)
+
+
+def umeyama(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The similarity transform [2, 3] that best maps source points [N, 2] onto target points [N, 2]
+    in the least-squares sense (Umeyama 1991), reflection excluded."""
+    src, dst = source.double(), target.double()
+    src_mean, dst_mean = src.mean(dim=0), dst.mean(dim=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    covariance = dst_c.T @ src_c / src.shape[0]
+    u, singular, vh = torch.linalg.svd(covariance)
+    sign = torch.ones(2, dtype=torch.float64, device=src.device)
+    if torch.det(u) * torch.det(vh) < 0:
+        sign[1] = -1.0
+    rotation = u @ torch.diag(sign) @ vh
+    variance = src_c.pow(2).sum() / src.shape[0]
+    scale = (singular * sign).sum() / variance
+    translation = dst_mean - scale * rotation @ src_mean
+    matrix = torch.cat([scale * rotation, translation[:, None]], dim=1)
+    return matrix.to(source.dtype)
+
+
+def estimate(kps: torch.Tensor, template_name: str, size: int) -> torch.Tensor:
+    """Frame → crop transform [2, 3] for a face's five keypoints."""
+    return umeyama(kps.float(), template(template_name, size, kps.device))
+
+
+def invert(matrix: torch.Tensor) -> torch.Tensor:
+    """The inverse of a 2x3 affine transform."""
+    full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]], dtype=matrix.dtype, device=matrix.device)])
+    inverse: torch.Tensor = torch.linalg.inv(full)[:2]
+    return inverse
+
+
+def transform_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp(image: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Warp a float image [B, C, H, W] by a 2x3 (or [B, 2, 3]) transform into `size` (height, width)."""
+    batch = (matrix if matrix.ndim == 3 else matrix.expand(image.shape[0], 2, 3)).to(image.dtype)
+    warped: torch.Tensor = warp_affine(image, batch, size, mode="bilinear", align_corners=True)
+    return warped
+
+
+def crop_face(
+    frame: torch.Tensor, kps: torch.Tensor, template_name: str, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uint8 [H, W, 3] frame's face aligned into a float [1, 3, size, size] crop (0..255), and the
+    frame → crop transform."""
+    matrix = estimate(kps, template_name, size)
+    image = frame.permute(2, 0, 1).unsqueeze(0).float()
+    return warp(image, matrix, (size, size)), matrix

@@ -1,0 +1,70 @@
+"""Alignment recovers known similarity transforms and its inverse round-trips, within half a pixel."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from app.faces.alignment import (
+    TEMPLATES,
+    crop_face,
+    estimate,
+    invert,
+    template,
+    transform_points,
+    umeyama,
+    warp,
+)
+
+
+def similarity(scale: float, degrees: float, tx: float, ty: float) -> torch.Tensor:
+    angle = math.radians(degrees)
+    c, s = scale * math.cos(angle), scale * math.sin(angle)
+    return torch.tensor([[c, -s, tx], [s, c, ty]], dtype=torch.float32)
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize(
+    ("scale", "degrees", "tx", "ty"),
+    [(1.0, 0.0, 0.0, 0.0), (2.7, 33.0, 410.0, -55.0), (0.4, -170.0, 12.0, 300.0)],
+)
+def test_a_face_moved_by_a_known_transform_is_recovered(
+    name: str, scale: float, degrees: float, tx: float, ty: float
+) -> None:
+    crop_points = template(name, 256)
+    moved = similarity(scale, degrees, tx, ty)
+    frame_points = transform_points(crop_points, moved)  # the face as it appears in a frame
+    recovered = estimate(frame_points, name, 256)  # frame → crop
+    assert (transform_points(frame_points, recovered) - crop_points).norm(dim=1).max() < 0.5
+    assert torch.allclose(invert(recovered), moved, atol=1e-3)
+    back = transform_points(transform_points(frame_points, recovered), invert(recovered))
+    assert (back - frame_points).norm(dim=1).max() < 0.5
+
+
+def test_noisy_points_give_the_least_squares_fit() -> None:
+    generator = torch.Generator().manual_seed(7)
+    exact = similarity(1.5, 10.0, 30.0, 40.0)
+    source = torch.rand(50, 2, generator=generator) * 200
+    target = transform_points(source, exact) + torch.randn(50, 2, generator=generator) * 0.2
+    fitted = umeyama(source, target)
+    assert torch.allclose(fitted[:, :2], exact[:, :2], atol=0.01) and torch.allclose(fitted, exact, atol=0.3)
+
+    def residual(matrix: torch.Tensor) -> float:
+        return float((transform_points(source, matrix) - target).pow(2).sum())
+
+    assert residual(fitted) <= residual(exact)  # least squares: no worse than the truth on noisy data
+
+
+def test_warp_and_inverse_warp_put_a_pixel_back_where_it_was() -> None:
+    frame = torch.zeros((400, 600, 3), dtype=torch.uint8)
+    frame[200:204, 300:304] = 255  # a 4x4 marker centred at (301.5, 201.5)
+    kps = transform_points(template("arcface_128", 128), similarity(2.0, 15.0, 200.0, 80.0))
+    crop, matrix = crop_face(frame, kps, "arcface_128", 128)
+    assert crop.shape == (1, 3, 128, 128)
+    restored = warp(crop, invert(matrix), (400, 600))[0, 0]
+    ys, xs = torch.nonzero(restored > 60, as_tuple=True)
+    weights = restored[ys, xs]
+    centre = torch.stack([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+    assert (centre - torch.tensor([301.5, 201.5])).norm() < 0.5
