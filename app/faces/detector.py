@@ -14,13 +14,14 @@ import torch
 
 from app.faces.detectors.base import DetectorFamily, RawDetections
 from app.faces.detectors.scrfd import Scrfd
+from app.faces.detectors.yolo_face import YoloFace
 from app.faces.geometry import nms, rotate_frame, unrotate_points
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import ModelEntry
 
 AUTO_ROLL_LIMIT = 50.0  # degrees: beyond this a face is looked for again in a quarter-turned frame
-FAMILIES: dict[str, type] = {"scrfd": Scrfd}
+FAMILIES: dict[str, type] = {"scrfd": Scrfd, "yolov8face": YoloFace}
 
 
 @dataclass(frozen=True)
