@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image, ImageDraw
 
 from app.cli.output import say, say_json, table
@@ -63,9 +64,9 @@ def _face_json(face: Face) -> dict[str, Any]:
     }
 
 
-def _draw(path: Path, image: Path, faces: list[Face]) -> None:
-    with Image.open(image) as source:
-        canvas = source.convert("RGB")
+def _draw(path: Path, frame: torch.Tensor, faces: list[Face]) -> None:
+    """Draw on the frame as read (EXIF orientation applied), so boxes land where they were found."""
+    canvas = Image.fromarray(frame.cpu().numpy())
     pen = ImageDraw.Draw(canvas)
     width = max(2, round(max(canvas.size) / 400))
     for face in faces:
@@ -95,7 +96,7 @@ def detect_faces(args: argparse.Namespace, ctx: AppContext) -> int:
     finally:
         runtime.close()
     if args.draw:
-        _draw(args.draw, args.image, faces)
+        _draw(args.draw, frame, faces)
     if args.json:
         say_json({"image": str(args.image), "detector": model_id, "faces": [_face_json(f) for f in faces]})
         return 0

@@ -135,12 +135,3 @@ class FaceDetector:
             if self.settings.max_faces and len(faces) >= self.settings.max_faces:
                 break
         return faces
-
-
-def box_iou_single(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """IoU of two (x1, y1, x2, y2) boxes (reports and tests)."""
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    overlap = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
-    return overlap / union if union > 0 else 0.0

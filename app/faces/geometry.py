@@ -43,6 +43,11 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return overlap / (area_a[:, None] + area_b[None, :] - overlap).clamp_min(1e-9)
 
 
+def pair_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """IoU of two (x1, y1, x2, y2) boxes."""
+    return float(box_iou(torch.tensor([a]), torch.tensor([b]))[0, 0])
+
+
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
     """Greedy non-maximum suppression: indices kept, best first. A box is dropped when its IoU with a
     kept, better box is above `threshold` (so a higher threshold keeps more, overlapping, boxes)."""

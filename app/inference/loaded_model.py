@@ -81,10 +81,6 @@ class TensorMeta:
     def dtype(self) -> torch.dtype:
         return torch_dtype(self.ort_type)
 
-    def static_shape(self) -> tuple[int, ...] | None:
-        dims = [d for d in self.shape if isinstance(d, int) and d > 0]
-        return tuple(dims) if len(dims) == len(self.shape) else None
-
 
 def _meta(arg: Any) -> TensorMeta:
     shape = tuple(
@@ -143,7 +139,7 @@ class LoadedModel:
             spec.faults.check(provider, "load", self.model.id)  # where a real load failure surfaces
             self._session = onnxruntime.InferenceSession(
                 str(self.model.path),
-                sess_options=session_options(spec.settings, provider),
+                sess_options=session_options(provider),
                 providers=[(ort_name, options)],
                 enable_fallback=0,
             )

@@ -51,7 +51,7 @@ def engine_cache_dir(cache_root: Path, key: EngineKey) -> Path:
     return folder
 
 
-def session_options(settings: InferenceSettings, provider: Provider) -> Any:
+def session_options(provider: Provider) -> Any:
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3

@@ -43,7 +43,8 @@ class PoolLimits:
 
 
 class _Slot:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, key: SessionKey, session: Session) -> None:
+        self.key = key  # where the pool files it: always the session's current provider
         self.session = session
         self.leases = 0
         self.evicted = False
@@ -108,12 +109,9 @@ class SessionPool:
             session = self._loader(key)  # slow: outside the pool's lock
             with self._lock:
                 self._loading.pop(key, None)
-                slot = _Slot(session)
+                slot = _Slot(key, session)
                 slot.leases = 1
-                filed = key.moved_to(session.provider)
-                replaced = self._slots.pop(filed, None)
-                self._slots[filed] = slot
-                doomed = [*([replaced] if replaced else []), *self._over_limits(keep=slot)]
+                doomed = [*self._file(slot), *self._over_limits(keep=slot)]
         for victim in doomed:
             self._retire(victim)
         if doomed:
@@ -121,27 +119,27 @@ class SessionPool:
         return slot
 
     def _find(self, key: SessionKey) -> _Slot | None:
-        """The slot for this key; a session that fell back to another provider is re-filed under it."""
         slot = self._slots.get(key)
-        if slot is not None and slot.session.provider is not key.provider:
-            del self._slots[key]
-            self._slots[key.moved_to(slot.session.provider)] = slot
-            slot = None
-        if slot is None:
-            return None
-        self._slots.move_to_end(key)
+        if slot is not None:
+            self._slots.move_to_end(key)
         return slot
+
+    def _file(self, slot: _Slot) -> list[_Slot]:
+        """File the slot under its session's current provider (it moves after a fallback); returns a
+        different slot it displaced from that key, which the caller retires."""
+        if self._slots.get(slot.key) is slot:
+            del self._slots[slot.key]
+        slot.key = slot.key.moved_to(slot.session.provider)
+        displaced = self._slots.pop(slot.key, None)
+        self._slots[slot.key] = slot
+        return [displaced] if displaced is not None and displaced is not slot else []
 
     def _checkin(self, slot: _Slot) -> None:
         with self._lock:
             slot.leases -= 1
             close_now = slot.evicted and slot.leases == 0
-            # A session that fell back during this lease is re-filed under its new provider.
-            for key, held in list(self._slots.items()):
-                if held is slot and key.provider is not slot.session.provider:
-                    del self._slots[key]
-                    self._slots.setdefault(key.moved_to(slot.session.provider), slot)
-            doomed = self._over_limits(keep=None)
+            moved = not slot.evicted and slot.key.provider is not slot.session.provider
+            doomed = [*(self._file(slot) if moved else []), *self._over_limits(keep=None)]
         if close_now:
             slot.session.close()
         for victim in doomed:

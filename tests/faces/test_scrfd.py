@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.faces.detector import DetectionSettings, FaceDetector, box_iou_single
+from app.faces.detector import DetectionSettings, FaceDetector
 from app.faces.detectors.scrfd import anchor_centres, decode
-from app.faces.geometry import rotate_frame, unrotate_points
+from app.faces.geometry import pair_iou, rotate_frame, unrotate_points
 from app.faces.types import KPS_NAMES
 from app.inference.runtime import InferenceRuntime
 from app.media.images import read_image
@@ -68,7 +68,7 @@ def test_portraits_match_their_ground_truth(
         corners["lower_right"]["x"],
         corners["lower_right"]["y"],
     )
-    assert box_iou_single(face.box, box) >= 0.9
+    assert pair_iou(face.box, box) >= 0.9
     points: dict[str, dict[str, float]] = expected["keypoints"]  # type: ignore[assignment]
     wanted = torch.tensor([[points[k]["x"], points[k]["y"]] for k in KPS_NAMES])
     assert (face.kps - wanted).norm(dim=1).max() <= 3.0
@@ -89,7 +89,7 @@ def test_astronaut_has_one_face_and_rotated_copies_are_found(
         corners = torch.tensor(upright.box).view(2, 2)
         moved = unrotate_points(corners, -turns % 4, int(turned.shape[0]), int(turned.shape[1]))
         expected = (*moved.min(dim=0).values.tolist(), *moved.max(dim=0).values.tolist())
-        assert box_iou_single(face.box, expected) >= 0.8
+        assert pair_iou(face.box, expected) >= 0.8
     assert upright.score > 0.5
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from app.core.settings import InferenceSettings
+from app.inference.pool import PoolLimits
 from app.inference.providers import Provider
 from tests.inference.conftest import RuntimeFactory, plain_run
 from tests.support.threads import run_together
@@ -53,8 +54,8 @@ def test_eviction_by_byte_budget(make_runtime: RuntimeFactory) -> None:
             sizes[model_id] = session.footprint_bytes
     budget = sizes[MODELS[1]] + sizes[MODELS[2]]  # room for the last two only
     assert sizes[MODELS[0]] + sizes[MODELS[1]] + sizes[MODELS[2]] > budget
-    runtime = make_runtime(InferenceSettings(host_budget_mb=64))
-    runtime.pool.limits = type(runtime.pool.limits)(8, None, budget)
+    runtime = make_runtime()
+    runtime.pool.limits = PoolLimits(max_sessions=8, host_budget_bytes=budget)  # finer than settings' MB
     for model_id in MODELS:
         with runtime.session(model_id):
             pass

@@ -42,12 +42,16 @@ def test_window_lists_the_real_catalog(qtbot, tmp_path: Path) -> None:
     assert window.statusBar().currentMessage() == f"0 of {len(catalog)} models present."
 
 
+def served(file_server: FileServer, model_id: str, data: bytes, hold_s: float) -> Catalog:
+    """A catalog of one model whose file the loopback server sends, slowed by hold_s per chunk."""
+    file_server.files[f"/{model_id}.onnx"] = data
+    file_server.hold_s = hold_s
+    return Catalog([entry_for(model_id, data, [file_server.url(f"{model_id}.onnx")])])
+
+
 def test_download_selected_with_progress(qtbot, tmp_path: Path, file_server: FileServer) -> None:
     data = blob(3_000_000, seed=7)
-    file_server.files["/m.onnx"] = data
-    file_server.hold_s = 0.002
-    entry = entry_for("gui_model", data, [file_server.url("m.onnx")])
-    window, manager = open_window(qtbot, tmp_path, Catalog([entry]))
+    window, manager = open_window(qtbot, tmp_path, served(file_server, "gui_model", data, 0.002))
     seen: list[int] = []
     manager.progress_bar("gui_model").valueChanged.connect(seen.append)
 
@@ -64,10 +68,7 @@ def test_download_selected_with_progress(qtbot, tmp_path: Path, file_server: Fil
 
 def test_cancel_keeps_part_and_close_joins_thread(qtbot, tmp_path: Path, file_server: FileServer) -> None:
     data = blob(4_000_000, seed=8)
-    file_server.files["/slow.onnx"] = data
-    file_server.hold_s = 0.02
-    entry = entry_for("gui_slow", data, [file_server.url("slow.onnx")])
-    window, manager = open_window(qtbot, tmp_path, Catalog([entry]))
+    window, manager = open_window(qtbot, tmp_path, served(file_server, "gui_slow", data, 0.02))
 
     manager.download(list(manager.ctx.catalog))
     qtbot.waitUntil(lambda: 0 < manager.progress_bar("gui_slow").value() < 1000, timeout=10_000)
