@@ -15,8 +15,8 @@ touched, so the app shows these as "stand-in", never as the real model. Output i
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
-import re
 import sys
 import zlib
 from dataclasses import dataclass
@@ -91,27 +91,44 @@ def _input_axis(dim: str, inputs: list[tuple[str, TensorSpec]]) -> tuple[str, in
     return next(((name, axis) for name, s in inputs for axis, d in enumerate(s.shape) if d == dim), None)
 
 
+_OPS = {ast.Add: "Add", ast.Sub: "Sub", ast.Mult: "Mul", ast.Div: "Div", ast.FloorDiv: "Div"}
+
+
+def _dim_expression(
+    graph: _Graph, node: ast.expr, inputs: list[tuple[str, TensorSpec]], mean: str
+) -> str | None:
+    """An int64 [1] tensor computing a dim written as arithmetic over input axis names (for example
+    "height*width*21/512", the prior count of a RetinaFace input); None when it names no input axis."""
+    if isinstance(node, ast.Name):
+        source = _input_axis(node.id, inputs)
+        if source is None:
+            return None
+        return graph.op("Shape", [source[0]], "dim", start=source[1], end=source[1] + 1)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return _data_dependent(graph, mean, node.value)  # not folded, so the output keeps its dim name
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left = _dim_expression(graph, node.left, inputs, mean)
+        right = _dim_expression(graph, node.right, inputs, mean)
+        if left is None or right is None:
+            return None
+        return graph.op(_OPS[type(node.op)], [left, right], "expr")
+    return None
+
+
 def _shape_of(graph: _Graph, spec: TensorSpec, inputs: list[tuple[str, TensorSpec]], mean: str) -> str:
     """An int64 shape tensor for `spec`: static dims as constants; a named dim taken from the input
-    axis of that name (a batch of N in gives N out); "height*4"-style dims scaled from that axis; any
-    other dynamic dim is 1 at run time."""
+    axis of that name (a batch of N in gives N out); a dim written as arithmetic over input axes
+    ("height*4") computed from them; any other dynamic dim is 1 at run time."""
     pieces = []
     for dim in spec.shape:
         if isinstance(dim, int):
             pieces.append(graph.const([dim], TensorProto.INT64, "dim"))
             continue
-        source = _input_axis(dim, inputs)
-        if source is not None:
-            pieces.append(graph.op("Shape", [source[0]], "dim", start=source[1], end=source[1] + 1))
-            continue
-        scaled = re.fullmatch(r"(\w+)\s*([*/])\s*(\d+)", dim)
-        source = _input_axis(scaled.group(1), inputs) if scaled else None
-        if scaled and source is not None:
-            axis = graph.op("Shape", [source[0]], "dim", start=source[1], end=source[1] + 1)
-            factor = _data_dependent(graph, mean, int(scaled.group(3)))
-            pieces.append(graph.op("Mul" if scaled.group(2) == "*" else "Div", [axis, factor], "scaled"))
-        else:
-            pieces.append(_data_dependent(graph, mean, 1))
+        try:
+            expression = _dim_expression(graph, ast.parse(dim, mode="eval").body, inputs, mean)
+        except SyntaxError:
+            expression = None
+        pieces.append(expression if expression is not None else _data_dependent(graph, mean, 1))
     return graph.op("Concat", pieces, "shape", axis=0)
 
 

@@ -1,5 +1,8 @@
 """FaceDetector: any catalog detector, with score, NMS, size and count limits and rotation-robust mode.
 
+Several frames go through one session call when the model's input takes a batch (its first axis is
+symbolic in the catalog); otherwise they run one after another through the same session.
+
 Rotation-robust mode first detects upright. A face whose eye line is rolled past the threshold (automatic:
 50°, or a chosen angle such as 40°), or an empty result, sends the detector round the other three quarter
 turns; what each finds upright is mapped back into the frame, and the best of overlapping finds is kept.
@@ -13,15 +16,17 @@ from typing import Literal
 import torch
 
 from app.faces.detectors.base import DetectorFamily, RawDetections
+from app.faces.detectors.retinaface import RetinaFace
 from app.faces.detectors.scrfd import Scrfd
 from app.faces.detectors.yolo_face import YoloFace
+from app.faces.detectors.yunet import YuNet
 from app.faces.geometry import nms, rotate_frame, unrotate_points
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import ModelEntry
 
 AUTO_ROLL_LIMIT = 50.0  # degrees: beyond this a face is looked for again in a quarter-turned frame
-FAMILIES: dict[str, type] = {"scrfd": Scrfd, "yolov8face": YoloFace}
+FAMILIES: dict[str, type] = {"scrfd": Scrfd, "retinaface": RetinaFace, "yolov8face": YoloFace, "yunet": YuNet}
 
 
 @dataclass(frozen=True)
@@ -70,52 +75,75 @@ class FaceDetector:
             return dims[2], dims[3]
         return self.settings.size, self.settings.size
 
+    @property
+    def batchable(self) -> bool:
+        return isinstance(self.entry.inputs[0].shape[0], str)
+
     def forward(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         with self.runtime.session(self.entry.id) as session:
             outputs = session.run({session.input_names[0]: tensor})
             return [outputs[name] for name in session.output_names]
 
-    def _upright(self, frame: VisionFrame, turns: int) -> tuple[RawDetections, torch.Tensor]:
-        """Detections in a frame turned clockwise by turns × 90°, mapped back; and each one's roll as seen
-        in the turned frame (near 0 when the turn made the face upright)."""
-        turned = rotate_frame(frame, turns)
-        tensor, box = self.family.prepare(turned, self.input_size())
-        found = self.family.normalize(self.forward(tensor), box, self.settings.score)
-        found = found.select(nms(found.boxes, found.scores, self.settings.nms))
-        roll = _eye_roll(found.kps)
-        if turns == 0:
-            return found, roll
+    def _raw(self, frames: list[VisionFrame]) -> list[RawDetections]:
+        """Score-filtered, suppressed detections of each frame, in frame pixels."""
+        prepared = [self.family.prepare(frame, self.input_size()) for frame in frames]
+        if self.batchable and len(frames) > 1:
+            outputs = self.forward(torch.cat([tensor for tensor, _ in prepared]))
+            per_frame = [[output[i : i + 1] for output in outputs] for i in range(len(frames))]
+        else:
+            per_frame = [self.forward(tensor) for tensor, _ in prepared]
+        found = []
+        for outputs, (_, box) in zip(per_frame, prepared, strict=True):
+            raw = self.family.normalize(outputs, box, self.settings.score)
+            found.append(raw.select(nms(raw.boxes, raw.scores, self.settings.nms)))
+        return found
+
+    def _turned(self, frame: VisionFrame, turns: list[int]) -> list[tuple[RawDetections, torch.Tensor]]:
+        """Detections in the frame turned clockwise by each of `turns` × 90°, mapped back into the frame;
+        with each one's roll as seen in the turned frame (near 0 when the turn made the face upright)."""
         height, width = int(frame.shape[0]), int(frame.shape[1])
-        corners = unrotate_points(found.boxes.view(-1, 2, 2), turns, height, width)
-        boxes = torch.cat([corners.min(dim=1).values, corners.max(dim=1).values], dim=1)
-        kps = unrotate_points(found.kps, turns, height, width)
-        return RawDetections(boxes, found.scores, kps), roll
+        results = []
+        for turn, found in zip(turns, self._raw([rotate_frame(frame, t) for t in turns]), strict=True):
+            roll = _eye_roll(found.kps)
+            if turn:
+                corners = unrotate_points(found.boxes.view(-1, 2, 2), turn, height, width)
+                boxes = torch.cat([corners.min(dim=1).values, corners.max(dim=1).values], dim=1)
+                found = RawDetections(boxes, found.scores, unrotate_points(found.kps, turn, height, width))
+            results.append((found, roll))
+        return results
 
     def detect(self, frame: VisionFrame) -> list[Face]:
-        check_frame(frame)
+        return self.detect_many([frame])[0]
+
+    def detect_many(self, frames: list[VisionFrame]) -> list[list[Face]]:
+        """The faces of each frame, best first."""
+        for index, frame in enumerate(frames):
+            check_frame(frame, f"frame {index}")
+        upright = self._raw(frames)
+        return [self._finish(frame, found) for frame, found in zip(frames, upright, strict=True)]
+
+    def _finish(self, frame: VisionFrame, found: RawDetections) -> list[Face]:
         limit = self.settings.roll_limit()
-        found, roll = self._upright(frame, 0)
         turns = torch.zeros_like(found.scores, dtype=torch.long)
-        if limit is not None:
-            upright = roll.abs() <= limit
-            if not bool(upright.all()) or found.scores.numel() == 0:
-                parts, turn_parts = [found.select(upright)], [turns[upright]]
-                for quarter in (1, 3, 2):
-                    more, more_roll = self._upright(frame, quarter)
-                    keep = more_roll.abs() <= limit
-                    parts.append(more.select(keep))
-                    turn_parts.append(
-                        torch.full((int(keep.sum()),), quarter, dtype=torch.long, device=keep.device)
-                    )
-                found = RawDetections(
-                    torch.cat([p.boxes for p in parts]),
-                    torch.cat([p.scores for p in parts]),
-                    torch.cat([p.kps for p in parts]),
-                )
-                turns = torch.cat(turn_parts)
-                best = nms(found.boxes, found.scores, self.settings.nms)
-                found, turns = found.select(best), turns[best]
-        return self._faces(found, turns)
+        if limit is None:
+            return self._faces(found, turns)
+        upright = _eye_roll(found.kps).abs() <= limit
+        if bool(upright.all()) and found.scores.numel() > 0:
+            return self._faces(found, turns)
+        parts, turn_parts = [found.select(upright)], [turns[upright]]
+        quarters = [1, 3, 2]
+        for quarter, (more, roll) in zip(quarters, self._turned(frame, quarters), strict=True):
+            keep = roll.abs() <= limit
+            parts.append(more.select(keep))
+            turn_parts.append(torch.full((int(keep.sum()),), quarter, dtype=torch.long, device=keep.device))
+        found = RawDetections(
+            torch.cat([p.boxes for p in parts]),
+            torch.cat([p.scores for p in parts]),
+            torch.cat([p.kps for p in parts]),
+        )
+        turns = torch.cat(turn_parts)
+        best = nms(found.boxes, found.scores, self.settings.nms)
+        return self._faces(found.select(best), turns[best])
 
     def _faces(self, found: RawDetections, turns: torch.Tensor) -> list[Face]:
         order = found.scores.argsort(descending=True).tolist()

@@ -48,10 +48,14 @@ def pair_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return float(box_iou(torch.tensor([a]), torch.tensor([b]))[0, 0])
 
 
+PRE_NMS_LIMIT = 2000  # candidates NMS looks at, best first: bounds its [K, K] IoU matrix at 16 MB
+
+
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
     """Greedy non-maximum suppression: indices kept, best first. A box is dropped when its IoU with a
-    kept, better box is above `threshold` (so a higher threshold keeps more, overlapping, boxes)."""
-    order = scores.argsort(descending=True)
+    kept, better box is above `threshold` (so a higher threshold keeps more, overlapping, boxes). Only
+    the PRE_NMS_LIMIT best-scoring candidates are considered, as RetinaFace's own top-k does."""
+    order = scores.argsort(descending=True)[:PRE_NMS_LIMIT]
     if order.numel() == 0:
         return order
     iou = box_iou(boxes[order], boxes[order])

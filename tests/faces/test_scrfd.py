@@ -112,3 +112,12 @@ def test_limits_on_count_and_size(scrfd_runtime: InferenceRuntime, test_assets: 
     cutoff = sorted(f.size for f in everyone)[len(everyone) // 2]
     large = detector(scrfd_runtime, min_size=cutoff).detect(frame)
     assert large and all(f.size >= cutoff for f in large) and len(large) < len(everyone)
+
+
+def test_frames_of_a_model_without_a_batch_axis_run_one_by_one(
+    scrfd_runtime: InferenceRuntime, test_assets: Path
+) -> None:
+    frames = [read_image(test_assets / name) for name in ("newton.png", "gauss.png")]
+    together = detector(scrfd_runtime).detect_many(frames)
+    alone = [detector(scrfd_runtime).detect(frame) for frame in frames]
+    assert [[f.box for f in faces] for faces in together] == [[f.box for f in faces] for faces in alone]

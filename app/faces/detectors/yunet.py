@@ -1,0 +1,65 @@
+"""YuNet (libfacedetection): one anchor per cell at strides 8, 16, 32, as OpenCV's FaceDetectorYN decodes it.
+
+Outputs in catalog order: cls, obj, bbox, kps for each stride. The score is sqrt(cls × obj), both
+clamped to 0..1; the box centre is (cell + offset) × stride and its size exp(log-size) × stride; keypoints
+are (cell + offset) × stride.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from app.faces.detectors.base import RawDetections, normalised_canvas
+from app.faces.geometry import Letterbox
+from app.faces.types import VisionFrame
+from app.models.catalog import ModelEntry
+
+STRIDES = (8, 16, 32)
+
+
+def cells(height: int, width: int, stride: int, device: torch.device) -> torch.Tensor:
+    """[rows × cols, 2] (column, row) of every cell, row by row."""
+    ys, xs = torch.meshgrid(
+        torch.arange(height // stride, device=device),
+        torch.arange(width // stride, device=device),
+        indexing="ij",
+    )
+    return torch.stack([xs, ys], dim=-1).reshape(-1, 2).float()
+
+
+def decode(outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold: float) -> RawDetections:
+    """One image's twelve outputs → boxes, scores and keypoints in canvas pixels."""
+    count = len(STRIDES)
+    found_boxes, found_scores, found_kps = [], [], []
+    for index, stride in enumerate(STRIDES):
+        cls, obj = outputs[index].reshape(-1), outputs[index + count].reshape(-1)
+        bbox, kps = outputs[index + 2 * count].reshape(-1, 4), outputs[index + 3 * count].reshape(-1, 5, 2)
+        grid = cells(canvas[0], canvas[1], stride, cls.device)
+        if grid.shape[0] != cls.shape[0]:
+            raise ValueError(f"YuNet stride {stride}: {cls.shape[0]} scores for {grid.shape[0]} cells")
+        score = (cls.clamp(0, 1) * obj.clamp(0, 1)).sqrt()
+        keep = score >= score_threshold
+        cell, bbox = grid[keep], bbox[keep]
+        centre = (cell + bbox[:, :2]) * stride
+        half = torch.exp(bbox[:, 2:]) * stride / 2
+        found_boxes.append(torch.cat([centre - half, centre + half], dim=1))
+        found_kps.append((cell[:, None, :] + kps[keep]) * stride)
+        found_scores.append(score[keep])
+    return RawDetections(torch.cat(found_boxes), torch.cat(found_scores), torch.cat(found_kps))
+
+
+class YuNet:
+    def __init__(self, entry: ModelEntry) -> None:
+        self.entry = entry
+        if len(entry.outputs) != 12:
+            raise ValueError(
+                f"{entry.id}: YuNet has 12 outputs (cls, obj, bbox, kps × 3), the catalog lists "
+                f"{len(entry.outputs)}"
+            )
+
+    def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
+        return normalised_canvas(self.entry, frame, size)
+
+    def normalize(self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float) -> RawDetections:
+        found = decode(outputs, box.size, score_threshold)
+        return RawDetections(box.to_frame(found.boxes), found.scores, box.to_frame(found.kps))
