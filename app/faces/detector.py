@@ -21,6 +21,7 @@ from app.faces.detectors.scrfd import Scrfd
 from app.faces.detectors.yolo_face import YoloFace
 from app.faces.detectors.yunet import YuNet
 from app.faces.geometry import nms, rotate_frame, unrotate_points
+from app.faces.preprocess import takes_a_batch
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import ModelEntry
@@ -75,10 +76,6 @@ class FaceDetector:
             return dims[2], dims[3]
         return self.settings.size, self.settings.size
 
-    @property
-    def batchable(self) -> bool:
-        return isinstance(self.entry.inputs[0].shape[0], str)
-
     def forward(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         with self.runtime.session(self.entry.id) as session:
             outputs = session.run({session.input_names[0]: tensor})
@@ -87,7 +84,7 @@ class FaceDetector:
     def _raw(self, frames: list[VisionFrame]) -> list[RawDetections]:
         """Score-filtered, suppressed detections of each frame, in frame pixels."""
         prepared = [self.family.prepare(frame, self.input_size()) for frame in frames]
-        if self.batchable and len(frames) > 1:
+        if takes_a_batch(self.entry) and len(frames) > 1:
             outputs = self.forward(torch.cat([tensor for tensor, _ in prepared]))
             per_frame = [[output[i : i + 1] for output in outputs] for i in range(len(frames))]
         else:

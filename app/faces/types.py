@@ -42,6 +42,7 @@ class Face:
     rotation: int = 0  # the frame rotation (0/90/180/270) it was detected at
     landmarks: Points | None = None  # dense landmarks, [N, 2]
     landmark_confidence: float | None = None
+    landmark_model: str | None = None  # the catalog id that placed the landmarks
     embedding: Embedding | None = None
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 import torch
 
 from app.faces.geometry import Letterbox, letterbox
+from app.faces.preprocess import normalise
 from app.faces.types import VisionFrame
 from app.models.catalog import ModelEntry
 
@@ -48,11 +49,4 @@ def normalised_canvas(
 ) -> tuple[torch.Tensor, Letterbox]:
     """Letterbox, reorder colours as the catalog says, apply its normalisation: [1, 3, h, w] float32."""
     canvas, box = letterbox(frame, size)
-    if entry.colour == "BGR":
-        canvas = canvas.flip(0)
-    norm = entry.normalisation
-    if norm is not None:
-        mean = torch.tensor(norm.mean, dtype=torch.float32, device=canvas.device).view(3, 1, 1)
-        std = torch.tensor(norm.std, dtype=torch.float32, device=canvas.device).view(3, 1, 1)
-        canvas = (canvas - mean) / std
-    return canvas.unsqueeze(0).contiguous(), box
+    return normalise(entry, canvas.unsqueeze(0)), box

@@ -1,0 +1,1 @@
+"""Dense landmarkers: one module per family behind the LandmarkerFamily contract (base.py)."""

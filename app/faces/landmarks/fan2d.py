@@ -1,0 +1,32 @@
+"""2DFAN4: 68 iBUG points from a 256 crop, as (x, y, score) rows in 64 × 64 heatmap space.
+
+The crop follows FaceFusion's: the box's longer side covers 195 of 256 pixels. Confidence is the mean of
+the per-point heatmap peaks, with 0.9 counted as certain (FaceFusion's mapping).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from app.faces.landmarks.base import Landmarks, box_crop_matrix, image_crop, to_frame
+from app.faces.types import Face, VisionFrame
+from app.models.catalog import ModelEntry
+
+SIZE = 256
+HEATMAP = 64
+CERTAIN = 0.9
+
+
+class Fan2d:
+    def __init__(self, entry: ModelEntry) -> None:
+        self.entry = entry
+
+    def prepare(self, frame: VisionFrame, face: Face) -> tuple[torch.Tensor, torch.Tensor]:
+        matrix = box_crop_matrix(face, SIZE, 195 / SIZE)
+        return image_crop(self.entry, frame, matrix, SIZE), matrix
+
+    def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks:
+        rows = outputs[0].reshape(68, 3)
+        points = rows[:, :2] * (SIZE / HEATMAP)
+        confidence = min(1.0, max(0.0, float(rows[:, 2].mean()) / CERTAIN))
+        return Landmarks(to_frame(points, matrix), confidence)

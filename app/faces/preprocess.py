@@ -1,0 +1,33 @@
+"""What every image model of face analysis does to its input: the catalog's colour order and normalisation."""
+
+from __future__ import annotations
+
+import torch
+
+from app.models.catalog import ModelEntry
+
+
+def normalise(entry: ModelEntry, images: torch.Tensor) -> torch.Tensor:
+    """Float RGB images [B, 3, H, W] in 0..255 → the model's input: channels reordered as the catalog's
+    colour says, then (x − mean) / std with its normalisation."""
+    if entry.colour == "BGR":
+        images = images.flip(1)
+    norm = entry.normalisation
+    if norm is not None:
+        mean = torch.tensor(norm.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(norm.std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        images = (images - mean) / std
+    return images.contiguous()
+
+
+def fixed_side(entry: ModelEntry, fallback: int) -> int:
+    """The square input side the catalog fixes for the first input, else its input_size, else fallback."""
+    dims = entry.inputs[0].shape
+    if len(dims) == 4 and isinstance(dims[2], int):
+        return dims[2]
+    return entry.input_size or fallback
+
+
+def takes_a_batch(entry: ModelEntry) -> bool:
+    """Whether the first input's leading axis is symbolic, so several crops or frames go in one call."""
+    return isinstance(entry.inputs[0].shape[0], str)
