@@ -5,7 +5,10 @@
 Each stand-in has exactly the catalog's tensor names, shapes and dtypes (a name the catalog does not know
 is generated as input_N/output_N), and computes something cheap from its inputs: every output is the
 mean of the first input, broadcast to the output's shape. Swappers also get two behavioural stand-ins:
-`identity` returns its target crop unchanged, `flat` returns one flat colour. With --compute, each model's
+`identity` returns its target crop unchanged, `flat` returns one flat colour. A recogniser's main file is
+a *projection*: its crop average-pooled to 14 x 14, centred, times a fixed seeded matrix
+(projection_matrix), so the same face gives the same embedding and a different face another. With
+--compute, each model's
 main file is instead a *compute* stand-in: a convolution trunk over its image input whose outputs depend
 on every input, so GPU timings and CUDA-graph probes exercise real kernels (--width/--depth scale it).
 A manifest (standins.json) lists each file with its own SHA-256; the real catalog hashes are never
@@ -229,6 +232,30 @@ def _compute_outputs(
     return made
 
 
+PROJECTION_POOL = 8  # 112 → 14 x 14 cells per channel
+
+
+def projection_matrix(entry: ModelEntry) -> np.ndarray:
+    """The fixed [cells, D] matrix of a recogniser's projection stand-in (seeded by its id)."""
+    channels, side = int(entry.inputs[0].shape[1]), int(entry.inputs[0].shape[2])  # type: ignore[arg-type]
+    cells = channels * (side // PROJECTION_POOL) ** 2
+    width = int(entry.outputs[0].shape[-1])  # type: ignore[arg-type]
+    rng = np.random.default_rng(zlib.crc32(f"projection:{entry.id}".encode()))
+    return (rng.standard_normal((cells, width)) / np.sqrt(cells)).astype(np.float32)
+
+
+def _projection_output(graph: _Graph, entry: ModelEntry, image: str, out: str, dtype: str) -> None:
+    pool = PROJECTION_POOL
+    pooled = graph.op("AveragePool", [image], "pool", kernel_shape=[pool, pool], strides=[pool, pool])
+    flat = graph.op("Flatten", [pooled], "flat", axis=1)
+    centred = graph.op("Sub", [flat, graph.op("ReduceMean", [flat], "avg", axes=[1], keepdims=1)], "centred")
+    matrix = graph.name("projection")
+    graph.initializers.append(numpy_helper.from_array(projection_matrix(entry), matrix))
+    graph.op(
+        "Cast", [graph.op("MatMul", [centred, matrix], "embed")], "cast", output=out, to=ONNX_TYPES[dtype]
+    )
+
+
 def build_model(
     entry: ModelEntry, behaviour: str = "spec", size: ComputeSize | None = None
 ) -> onnx.ModelProto:
@@ -251,6 +278,8 @@ def build_model(
             target = _target_input(entry, inputs)
             assert target is not None, f"{entry.id}: no input shaped like its output"
             graph.op("Cast", [target], "identity", output=out_name, to=ONNX_TYPES[spec.dtype])
+        elif index == 0 and behaviour == "projection":
+            _projection_output(graph, entry, inputs[0][0], out_name, spec.dtype)
         elif index == 0 and behaviour == "flat":
             colour = _flat_colour(entry)
             shaped = graph.const(colour, TensorProto.FLOAT, "colour", shape=[1, len(colour), 1, 1])
@@ -289,16 +318,23 @@ def _flat_colour(entry: ModelEntry) -> list[float]:
 
 
 def behaviours_for(entry: ModelEntry, compute: bool = False) -> list[str]:
+    if entry.kind is Kind.RECOGNISER and _image_input(entry, _named_inputs(entry)) and not compute:
+        return ["projection"]
     extra = []
-    if entry.kind is Kind.SWAPPER and _target_input(
-        entry, [(tensor_name(s, i, "input"), s) for i, s in enumerate(entry.inputs)]
-    ):
+    if entry.kind is Kind.SWAPPER and _target_input(entry, _named_inputs(entry)):
         extra = ["identity", "flat"]
     return ["compute" if compute else "spec", *extra]
 
 
+def _named_inputs(entry: ModelEntry) -> list[tuple[str, TensorSpec]]:
+    return [(tensor_name(s, i, "input"), s) for i, s in enumerate(entry.inputs)]
+
+
+MAIN_BEHAVIOURS = ("spec", "compute", "projection")  # written under the catalog's own file name
+
+
 def standin_file_name(entry: ModelEntry, behaviour: str) -> str:
-    if behaviour in ("spec", "compute"):
+    if behaviour in MAIN_BEHAVIOURS:
         return entry.file  # the catalog's own file name, so the store finds it like the real model
     stem = entry.file.removesuffix(".onnx")
     return f"{stem}.{behaviour}-standin.onnx"

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from app.models.catalog import Catalog, TensorSpec, load_catalog
 from app.models.store import ModelStore
+from tools.make_standins import make_standins
 
 REAL_SCRFD_ID = "scrfd_pypi_2.5g"
 
 
-def real_scrfd_store(assets: Path, models_dir: Path) -> ModelStore:
+def real_scrfd_store(assets: Path, models_dir: Path, standin_ids: tuple[str, ...] = ()) -> ModelStore:
+    """A store holding the real SCRFD detector, plus stand-ins of the catalog models `standin_ids`."""
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / "scrfd.onnx"
     if not target.exists():
@@ -41,4 +43,7 @@ def real_scrfd_store(assets: Path, models_dir: Path) -> ModelStore:
             "requires": (),
         }
     )
-    return ModelStore(models_dir, Catalog([entry]))
+    catalog = load_catalog()
+    if standin_ids:
+        make_standins(models_dir, catalog, list(standin_ids))
+    return ModelStore(models_dir, Catalog([entry, *(catalog.get(i) for i in standin_ids)]))
