@@ -15,6 +15,7 @@ from typing import Literal
 
 import torch
 
+from app.core.errors import CatalogError
 from app.faces.detectors.base import DetectorFamily, RawDetections
 from app.faces.detectors.retinaface import RetinaFace
 from app.faces.detectors.scrfd import Scrfd
@@ -24,7 +25,7 @@ from app.faces.geometry import nms, rotate_frame, unrotate_points
 from app.faces.preprocess import takes_a_batch
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
-from app.models.catalog import ModelEntry
+from app.models.catalog import Kind, ModelEntry
 
 AUTO_ROLL_LIMIT = 50.0  # degrees: beyond this a face is looked for again in a quarter-turned frame
 FAMILIES: dict[str, type] = {"scrfd": Scrfd, "retinaface": RetinaFace, "yolov8face": YoloFace, "yunet": YuNet}
@@ -50,7 +51,9 @@ def family_for(entry: ModelEntry) -> DetectorFamily:
         family: DetectorFamily = FAMILIES[entry.family](entry)
     except KeyError:
         known = ", ".join(sorted(FAMILIES))
-        raise ValueError(f"{entry.id}: detector family '{entry.family}' is not supported ({known})") from None
+        raise CatalogError(
+            f"{entry.id}: detector family '{entry.family}' is not supported ({known})"
+        ) from None
     return family
 
 
@@ -66,6 +69,8 @@ class FaceDetector:
     ) -> None:
         self.runtime = runtime
         self.entry = runtime.store.catalog.get(model_id)
+        if self.entry.kind is not Kind.DETECTOR:
+            raise CatalogError(f"{model_id} is a {self.entry.kind}, not a face detector")
         self.family = family_for(self.entry)
         self.settings = settings or DetectionSettings()
 

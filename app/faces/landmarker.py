@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from app.core.errors import CatalogError
 from app.faces.landmarks.base import LandmarkerFamily, Landmarks
 from app.faces.landmarks.facemesh import FaceMesh478
 from app.faces.landmarks.fan2d import Fan2d
@@ -45,12 +46,12 @@ class Landmarker:
         self.runtime = runtime
         self.entry = runtime.store.catalog.get(model_id)
         if self.entry.kind is not Kind.LANDMARKER:
-            raise ValueError(f"{model_id} is a {self.entry.kind}, not a landmarker")
+            raise CatalogError(f"{model_id} is a {self.entry.kind}, not a landmarker")
         try:
             self.family: LandmarkerFamily = FAMILIES[self.entry.family](self.entry)
         except KeyError:
             known = ", ".join(sorted(FAMILIES))
-            raise ValueError(
+            raise CatalogError(
                 f"{model_id}: landmarker family '{self.entry.family}' is not supported ({known})"
             ) from None
 

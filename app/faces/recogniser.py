@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from app.core.errors import CatalogError
 from app.faces.alignment import crop_face
 from app.faces.preprocess import fixed_side, normalise, takes_a_batch
 from app.faces.types import Face, VisionFrame, check_frame
@@ -27,7 +28,7 @@ class Recogniser:
         self.runtime = runtime
         self.entry = runtime.store.catalog.get(model_id)
         if self.entry.kind is not Kind.RECOGNISER or self.entry.family not in FAMILIES:
-            raise ValueError(
+            raise CatalogError(
                 f"{model_id} is a {self.entry.kind} of family '{self.entry.family}', not a face recogniser "
                 f"({', '.join(FAMILIES)})"
             )

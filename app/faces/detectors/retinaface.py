@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from app.core.errors import CatalogError
 from app.faces.detectors.base import RawDetections, normalised_canvas
 from app.faces.geometry import Letterbox
 from app.faces.types import VisionFrame
@@ -63,7 +64,7 @@ class RetinaFace:
     def __init__(self, entry: ModelEntry) -> None:
         self.entry = entry
         if len(entry.outputs) != 3:
-            raise ValueError(
+            raise CatalogError(
                 f"{entry.id}: RetinaFace has 3 outputs (loc, conf, landms), the catalog lists "
                 f"{len(entry.outputs)}"
             )

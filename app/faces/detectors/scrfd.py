@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from app.core.errors import CatalogError
 from app.faces.detectors.base import RawDetections, normalised_canvas
 from app.faces.geometry import Letterbox
 from app.faces.types import VisionFrame
@@ -55,7 +56,7 @@ class Scrfd:
     def __init__(self, entry: ModelEntry) -> None:
         self.entry = entry
         if len(entry.outputs) != 9:
-            raise ValueError(
+            raise CatalogError(
                 f"{entry.id}: SCRFD with keypoints has 9 outputs, the catalog lists {len(entry.outputs)}"
             )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from app.core.errors import CatalogError
 from app.faces.detectors.base import RawDetections, normalised_canvas
 from app.faces.geometry import Letterbox
 from app.faces.types import VisionFrame
@@ -52,7 +53,7 @@ class YuNet:
     def __init__(self, entry: ModelEntry) -> None:
         self.entry = entry
         if len(entry.outputs) != 12:
-            raise ValueError(
+            raise CatalogError(
                 f"{entry.id}: YuNet has 12 outputs (cls, obj, bbox, kps × 3), the catalog lists "
                 f"{len(entry.outputs)}"
             )
