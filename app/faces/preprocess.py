@@ -29,5 +29,6 @@ def fixed_side(entry: ModelEntry, fallback: int) -> int:
 
 
 def takes_a_batch(entry: ModelEntry) -> bool:
-    """Whether the first input's leading axis is symbolic, so several crops or frames go in one call."""
-    return isinstance(entry.inputs[0].shape[0], str)
+    """Whether several crops or frames can go in one call: the first input's leading axis is symbolic,
+    and so is every output's (an output fixed at 1 would not hold the batch)."""
+    return all(isinstance(spec.shape[0], str) for spec in (entry.inputs[0], *entry.outputs) if spec.shape)

@@ -16,6 +16,7 @@ from app.faces.landmarks.fan_68_5 import Fan68From5
 from app.faces.landmarks.insightface import InsightFace3d68, InsightFace106
 from app.faces.landmarks.liveportrait import LivePortrait203
 from app.faces.landmarks.peppapig import PeppaPig98
+from app.faces.preprocess import takes_a_batch
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import load_catalog
 from app.models.store import ModelStore
@@ -185,3 +186,9 @@ def test_auto_keeps_the_most_confident_answer_when_none_is_sure(tmp_path: Path) 
         40 / 255 / 0.9, abs=1e-4
     )
     assert small.landmarks is None  # only fan_68_5 suits a 30 px face, and it is not installed
+
+
+def test_a_batch_needs_every_output_to_follow_the_batch_axis() -> None:
+    assert takes_a_batch(CATALOG.get("2d106det"))  # input N, output N
+    assert not takes_a_batch(CATALOG.get("face_mesh_478"))  # input N, outputs fixed at 1
+    assert not takes_a_batch(CATALOG.get("2dfan4"))  # input fixed at 1
