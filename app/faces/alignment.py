@@ -7,6 +7,8 @@ runs on the GPU and the CPU. The inverse takes a processed crop back to the fram
 
 from __future__ import annotations
 
+import math
+
 import torch
 from kornia.geometry.transform import warp_affine
 
@@ -88,11 +90,32 @@ def warp(image: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> to
     return warped
 
 
+def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The crop a frame → crop matrix selects from a uint8 [H, W, 3] frame: float [1, 3, h, w] in 0..255,
+    zero outside the frame. Only the frame region under the crop (plus a 2-pixel rim for bilinear
+    sampling) is converted to float, so the cost follows the crop, not a 4K frame."""
+    height, width = size
+    corners = torch.tensor(
+        [[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]],
+        dtype=torch.float32,
+        device=matrix.device,
+    )
+    back = transform_points(corners, invert(matrix.float()))
+    (left, top), (right, bottom) = back.min(dim=0).values.tolist(), back.max(dim=0).values.tolist()
+    x0, y0 = max(math.floor(left) - 2, 0), max(math.floor(top) - 2, 0)
+    x1, y1 = min(math.ceil(right) + 3, int(frame.shape[1])), min(math.ceil(bottom) + 3, int(frame.shape[0]))
+    if x0 >= x1 or y0 >= y1:
+        return torch.zeros((1, int(frame.shape[2]), height, width), dtype=torch.float32, device=frame.device)
+    region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
+    shifted = matrix.float().clone()
+    shifted[:, 2] += shifted[:, :2] @ torch.tensor([float(x0), float(y0)], device=shifted.device)
+    return warp(region, shifted.to(frame.device), size)
+
+
 def crop_face(
     frame: torch.Tensor, kps: torch.Tensor, template_name: str, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A uint8 [H, W, 3] frame's face aligned into a float [1, 3, size, size] crop (0..255), and the
     frame → crop transform."""
     matrix = estimate(kps, template_name, size)
-    image = frame.permute(2, 0, 1).unsqueeze(0).float()
-    return warp(image, matrix, (size, size)), matrix
+    return warp_frame(frame, matrix, (size, size)), matrix

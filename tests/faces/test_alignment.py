@@ -16,6 +16,7 @@ from app.faces.alignment import (
     transform_points,
     umeyama,
     warp,
+    warp_frame,
 )
 
 
@@ -68,3 +69,15 @@ def test_warp_and_inverse_warp_put_a_pixel_back_where_it_was() -> None:
     weights = restored[ys, xs]
     centre = torch.stack([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
     assert (centre - torch.tensor([301.5, 201.5])).norm() < 0.5
+
+
+@pytest.mark.parametrize(("tx", "ty"), [(200.0, 150.0), (-30.0, -20.0), (590.0, 430.0), (5000.0, 5000.0)])
+def test_warping_only_the_region_under_the_crop_equals_warping_the_frame(tx: float, ty: float) -> None:
+    generator = torch.Generator().manual_seed(7)
+    frame = torch.randint(0, 256, (480, 640, 3), dtype=torch.uint8, generator=generator)
+    matrix = similarity(1.7, 25.0, 0.0, 0.0)
+    matrix[:, 2] = torch.tensor([64.0, 64.0]) - matrix[:, :2] @ torch.tensor(
+        [tx, ty]
+    )  # (tx, ty) → crop centre
+    whole = warp(frame.permute(2, 0, 1).unsqueeze(0).float(), matrix, (128, 128))
+    assert (warp_frame(frame, matrix, (128, 128)) - whole).abs().max() < 0.05  # float32 grid rounding

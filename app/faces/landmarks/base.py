@@ -17,7 +17,7 @@ from typing import Protocol
 
 import torch
 
-from app.faces.alignment import invert, transform_points, warp
+from app.faces.alignment import invert, transform_points, warp_frame
 from app.faces.preprocess import normalise
 from app.faces.types import Face, Points, VisionFrame
 from app.models.catalog import ModelEntry
@@ -52,8 +52,7 @@ def box_crop_matrix(face: Face, size: int, box_fraction: float) -> torch.Tensor:
 
 def image_crop(entry: ModelEntry, frame: VisionFrame, matrix: torch.Tensor, size: int) -> torch.Tensor:
     """The crop [1, 3, size, size] the matrix selects, in the model's colours and normalisation."""
-    image = frame.permute(2, 0, 1).unsqueeze(0).float()
-    return normalise(entry, warp(image, matrix.to(frame.device), (size, size)))
+    return normalise(entry, warp_frame(frame, matrix.to(frame.device), (size, size)))
 
 
 def to_frame(points: torch.Tensor, matrix: torch.Tensor) -> Points:
