@@ -95,21 +95,18 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
     zero outside the frame. Only the frame region under the crop (plus a 2-pixel rim for bilinear
     sampling) is converted to float, so the cost follows the crop, not a 4K frame."""
     height, width = size
-    corners = torch.tensor(
-        [[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]],
-        dtype=torch.float32,
-        device=matrix.device,
-    )
-    back = transform_points(corners, invert(matrix.float()))
+    matrix = matrix.float().cpu()  # bounds are worked out on the CPU: no device sync per crop
+    corners = torch.tensor([[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]])
+    back = transform_points(corners, invert(matrix))
     (left, top), (right, bottom) = back.min(dim=0).values.tolist(), back.max(dim=0).values.tolist()
     x0, y0 = max(math.floor(left) - 2, 0), max(math.floor(top) - 2, 0)
     x1, y1 = min(math.ceil(right) + 3, int(frame.shape[1])), min(math.ceil(bottom) + 3, int(frame.shape[0]))
     if x0 >= x1 or y0 >= y1:
         return torch.zeros((1, int(frame.shape[2]), height, width), dtype=torch.float32, device=frame.device)
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
-    shifted = matrix.float().clone()
-    shifted[:, 2] += shifted[:, :2] @ torch.tensor([float(x0), float(y0)], device=shifted.device)
-    return warp(region, shifted.to(frame.device), size)
+    shifted = matrix.clone()
+    shifted[:, 2] += shifted[:, :2] @ torch.tensor([float(x0), float(y0)])
+    return warp(region, shifted.to(frame.device, non_blocking=True), size)
 
 
 def crop_face(

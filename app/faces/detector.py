@@ -149,6 +149,7 @@ class FaceDetector:
 
     def _faces(self, found: RawDetections, turns: torch.Tensor) -> list[Face]:
         order = found.scores.argsort(descending=True).tolist()
+        kps = found.kps.float().cpu()  # face geometry lives on the CPU: one copy per frame, no syncs later
         faces = []
         for index in order:
             x1, y1, x2, y2 = (float(v) for v in found.boxes[index].tolist())
@@ -158,7 +159,7 @@ class FaceDetector:
                 Face(
                     box=(x1, y1, x2, y2),
                     score=float(found.scores[index]),
-                    kps=found.kps[index].float().clone(),
+                    kps=kps[index].clone(),
                     rotation=int(turns[index]) * 90,
                 )
             )

@@ -56,9 +56,10 @@ class Landmarker:
             ) from None
 
     def forward(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs, on the CPU: points are a few hundred numbers, decoded there without syncs."""
         with self.runtime.session(self.entry.id) as session:
             outputs = session.run({session.input_names[0]: tensor})
-            return [outputs[name] for name in session.output_names]
+            return [outputs[name].cpu() for name in session.output_names]
 
     def landmarks(self, frame: VisionFrame, faces: Sequence[Face]) -> list[Landmarks]:
         check_frame(frame)

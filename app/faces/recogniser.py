@@ -36,7 +36,7 @@ class Recogniser:
         self.size = fixed_side(self.entry, 112)
 
     def prepare(self, frame: VisionFrame, face: Face) -> torch.Tensor:
-        crop, _ = crop_face(frame, face.kps.to(frame.device), self.template, self.size)
+        crop, _ = crop_face(frame, face.kps.cpu(), self.template, self.size)
         return normalise(self.entry, crop)
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:

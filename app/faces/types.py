@@ -1,7 +1,9 @@
 """The boundary types of face analysis: frames, faces, and the checks that say expected vs actual.
 
 A VisionFrame is a torch uint8 tensor [H, W, 3] in RGB, on whatever device the pipeline runs on; every
-coordinate is in that frame's pixels (x right, y down).
+coordinate is in that frame's pixels (x right, y down). A Face's geometry (box, keypoints, landmarks: a few
+hundred numbers) lives on the CPU, so deciding what to crop never waits on the GPU; pixels and embeddings
+stay on the compute device.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ class LandmarkerFamily(Protocol):
 
 
 def box_crop_matrix(face: Face, size: int, box_fraction: float) -> torch.Tensor:
-    """Frame → crop similarity [2, 3]: the box centre to the crop centre, the box's longer side to
-    `box_fraction` of the crop, and the face's roll undone."""
+    """Frame → crop similarity [2, 3] on the CPU: the box centre to the crop centre, the box's longer
+    side to `box_fraction` of the crop, and the face's roll undone."""
     x1, y1, x2, y2 = face.box
     scale = size * box_fraction / max(x2 - x1, y2 - y1, 1e-6)
     angle = math.radians(face.roll)
@@ -46,13 +46,12 @@ def box_crop_matrix(face: Face, size: int, box_fraction: float) -> torch.Tensor:
     return torch.tensor(
         [[cos, sin, half - cos * cx - sin * cy], [-sin, cos, half + sin * cx - cos * cy]],
         dtype=torch.float32,
-        device=face.kps.device,
     )
 
 
 def image_crop(entry: ModelEntry, frame: VisionFrame, matrix: torch.Tensor, size: int) -> torch.Tensor:
     """The crop [1, 3, size, size] the matrix selects, in the model's colours and normalisation."""
-    return normalise(entry, warp_frame(frame, matrix.to(frame.device), (size, size)))
+    return normalise(entry, warp_frame(frame, matrix, (size, size)))
 
 
 def to_frame(points: torch.Tensor, matrix: torch.Tensor) -> Points:

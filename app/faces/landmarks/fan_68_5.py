@@ -17,8 +17,9 @@ class Fan68From5:
         self.entry = entry
 
     def prepare(self, frame: VisionFrame, face: Face) -> tuple[torch.Tensor, torch.Tensor]:
-        matrix = estimate(face.kps.to(frame.device), "ffhq_512", 1)
-        return transform_points(face.kps.to(frame.device).float(), matrix).unsqueeze(0), matrix
+        kps = face.kps.float().cpu()
+        matrix = estimate(kps, "ffhq_512", 1)
+        return transform_points(kps, matrix).unsqueeze(0).to(frame.device), matrix
 
     def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks:
         return Landmarks(to_frame(outputs[0].reshape(68, 2), matrix), face.score)
