@@ -192,3 +192,32 @@ def test_a_batch_needs_every_output_to_follow_the_batch_axis() -> None:
     assert takes_a_batch(CATALOG.get("2d106det"))  # input N, output N
     assert not takes_a_batch(CATALOG.get("face_mesh_478"))  # input N, outputs fixed at 1
     assert not takes_a_batch(CATALOG.get("2dfan4"))  # input fixed at 1
+
+
+POINTS = {
+    "2dfan4": 68,
+    "2d106det": 106,
+    "1k3d68": 68,
+    "landmark_203": 203,
+    "face_mesh_478": 478,
+    "peppapig_98": 98,
+    "fan_68_5": 68,
+}
+
+
+@pytest.mark.parametrize(("model_id", "count"), POINTS.items())
+def test_every_landmarker_runs_its_full_path_on_its_standin(
+    model_id: str, count: int, tmp_path: Path
+) -> None:
+    make_standins(tmp_path, CATALOG, [model_id])
+    runtime = InferenceRuntime(ModelStore(tmp_path, CATALOG), cache_root=tmp_path / "cache")
+    faces = [face_at(200, 200, 120, roll=15), face_at(450, 260, 90)]
+    try:
+        found = Landmarker(runtime, model_id).apply(uniform(120), faces)
+    finally:
+        runtime.close()
+    for face in found:
+        assert face.landmarks is not None and face.landmarks.shape == (count, 2)
+        assert torch.isfinite(face.landmarks).all()
+        assert face.landmark_confidence is not None and 0.0 <= face.landmark_confidence <= 1.0
+        assert face.landmark_model == model_id
