@@ -82,9 +82,7 @@ class FaceDetector:
         return self.settings.size, self.settings.size
 
     def forward(self, tensor: torch.Tensor) -> list[torch.Tensor]:
-        with self.runtime.session(self.entry.id) as session:
-            outputs = session.run({session.input_names[0]: tensor})
-            return [outputs[name] for name in session.output_names]
+        return self.runtime.run_ordered(self.entry.id, tensor)
 
     def _raw(self, frames: list[VisionFrame]) -> list[RawDetections]:
         """Score-filtered, suppressed detections of each frame, in frame pixels."""

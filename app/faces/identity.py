@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from app.core.errors import DoppelError
+from app.faces.types import unit
 
 IDENTITY_FORMAT = "doppel.identity"
 IDENTITY_VERSION = 1
@@ -30,11 +31,6 @@ class IdentityFileError(DoppelError):
 class Combine(StrEnum):
     MEAN = "mean"
     MEDIAN = "median"
-
-
-def unit(vectors: torch.Tensor) -> torch.Tensor:
-    normed: torch.Tensor = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return normed
 
 
 def combine(embeddings: torch.Tensor, method: Combine = Combine.MEAN) -> torch.Tensor:

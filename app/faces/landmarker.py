@@ -57,9 +57,7 @@ class Landmarker:
 
     def forward(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """The outputs, on the CPU: points are a few hundred numbers, decoded there without syncs."""
-        with self.runtime.session(self.entry.id) as session:
-            outputs = session.run({session.input_names[0]: tensor})
-            return [outputs[name].cpu() for name in session.output_names]
+        return [output.cpu() for output in self.runtime.run_ordered(self.entry.id, tensor)]
 
     def landmarks(self, frame: VisionFrame, faces: Sequence[Face]) -> list[Landmarks]:
         check_frame(frame)

@@ -40,9 +40,7 @@ class Recogniser:
         return normalise(self.entry, crop)
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        with self.runtime.session(self.entry.id) as session:
-            outputs = session.run({session.input_names[0]: tensor})
-            return outputs[session.output_names[0]]
+        return self.runtime.run_ordered(self.entry.id, tensor)[0]
 
     def embeddings(self, frame: VisionFrame, faces: Sequence[Face]) -> torch.Tensor:
         """Raw embeddings [K, D], one row per face, on the frame's device."""

@@ -12,8 +12,8 @@ from enum import StrEnum
 
 import torch
 
-from app.faces.identity import Identity, unit
-from app.faces.types import Face
+from app.faces.identity import Identity
+from app.faces.types import Face, unit
 
 DEFAULT_SIMILARITY = 0.4  # cosine; FaceFusion's reference distance 0.6 is the same line
 

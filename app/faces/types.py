@@ -30,6 +30,12 @@ def check_frame(frame: torch.Tensor, what: str = "frame") -> VisionFrame:
     return frame
 
 
+def unit(vectors: torch.Tensor) -> torch.Tensor:
+    """Vectors [..., D] scaled to unit length along the last axis."""
+    normed: torch.Tensor = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return normed
+
+
 def roll_degrees(kps: Points) -> float:
     """The face's in-plane rotation from its eye line: 0 upright, positive clockwise on screen."""
     dx, dy = (kps[1] - kps[0]).tolist()
@@ -74,5 +80,4 @@ class Face:
     def normed_embedding(self) -> Embedding | None:
         if self.embedding is None:
             return None
-        normed: Embedding = self.embedding / self.embedding.norm().clamp_min(1e-12)
-        return normed
+        return unit(self.embedding)

@@ -163,6 +163,12 @@ class InferenceRuntime:
         with self.session(model_id, provider) as session:
             return session.run(feeds)
 
+    def run_ordered(self, model_id: str, tensor: torch.Tensor) -> list[torch.Tensor]:
+        """Feed a one-input model; its outputs in order (the catalog's, else the file's)."""
+        with self.session(model_id) as session:
+            outputs = session.run({session.input_names[0]: tensor})
+            return [outputs[name] for name in session.output_names]
+
     def probe_cuda_graphs(self, model_id: str, provider: Provider = Provider.CUDA) -> ProbeResult:
         """Probe a model and remember the verdict; sessions loaded afterwards follow it."""
         spec = self.load_spec(model_id, self.precision_for(model_id))

@@ -17,10 +17,10 @@ from torch.nn import functional
 from app.faces.alignment import crop_face
 from app.faces.detector import FaceDetector
 from app.faces.geometry import box_iou
-from app.faces.identity import Combine, Identity, combine, unit
+from app.faces.identity import Combine, Identity, combine
 from app.faces.recogniser import Recogniser
 from app.faces.selection import SelectionMode, SelectionSettings, select
-from app.faces.types import Face
+from app.faces.types import Face, unit
 from app.inference.runtime import InferenceRuntime
 from app.media.images import read_image
 from tests.support.faces import face_at

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import torch
 
+from app.core.errors import CatalogError
 from app.faces.geometry import Letterbox, letterbox
 from app.faces.preprocess import normalise
 from app.faces.types import VisionFrame
@@ -42,6 +43,34 @@ class DetectorFamily(Protocol):
     def normalize(
         self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float
     ) -> RawDetections: ...
+
+
+class LetterboxedFamily:
+    """What every detector family shares: the catalog's output count checked once, the frame letterboxed
+    and normalised, and the decoded canvas points mapped back to the frame. A family only says how many
+    outputs it reads (`OUTPUTS`, 0 for any) and how to `decode` one image's outputs in canvas pixels."""
+
+    NAME = "detector"
+    OUTPUTS = 0
+
+    def __init__(self, entry: ModelEntry) -> None:
+        self.entry = entry
+        if self.OUTPUTS and len(entry.outputs) != self.OUTPUTS:
+            raise CatalogError(
+                f"{entry.id}: {self.NAME} has {self.OUTPUTS} outputs, the catalog lists {len(entry.outputs)}"
+            )
+
+    def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
+        return normalised_canvas(self.entry, frame, size)
+
+    def decode(
+        self, outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold: float
+    ) -> RawDetections:
+        raise NotImplementedError
+
+    def normalize(self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float) -> RawDetections:
+        found = self.decode(outputs, box.size, score_threshold)
+        return RawDetections(box.to_frame(found.boxes), found.scores, box.to_frame(found.kps))
 
 
 def normalised_canvas(

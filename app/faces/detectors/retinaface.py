@@ -8,21 +8,19 @@ size, its size prior size × exp(offset × 0.2).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from app.core.errors import CatalogError
-from app.faces.detectors.base import RawDetections, normalised_canvas
-from app.faces.geometry import Letterbox
-from app.faces.types import VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.detectors.base import LetterboxedFamily, RawDetections
 
 STRIDES = (8, 16, 32)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2
 
 
+@functools.lru_cache(maxsize=16)  # one grid per canvas size and device, built once
 def priors(height: int, width: int, device: torch.device) -> torch.Tensor:
     """[N, 4] (cx, cy, w, h) in canvas fractions, stride by stride, row by row, each cell's sizes in turn."""
     parts = []
@@ -60,18 +58,11 @@ def decode(
     return RawDetections(boxes, scores[keep], kps)
 
 
-class RetinaFace:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
-        if len(entry.outputs) != 3:
-            raise CatalogError(
-                f"{entry.id}: RetinaFace has 3 outputs (loc, conf, landms), the catalog lists "
-                f"{len(entry.outputs)}"
-            )
+class RetinaFace(LetterboxedFamily):
+    NAME = "RetinaFace (loc, conf, landms)"
+    OUTPUTS = 3
 
-    def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
-        return normalised_canvas(self.entry, frame, size)
-
-    def normalize(self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float) -> RawDetections:
-        found = decode(outputs[0], outputs[1], outputs[2], box.size, score_threshold)
-        return RawDetections(box.to_frame(found.boxes), found.scores, box.to_frame(found.kps))
+    def decode(
+        self, outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold: float
+    ) -> RawDetections:
+        return decode(outputs[0], outputs[1], outputs[2], canvas, score_threshold)

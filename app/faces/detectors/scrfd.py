@@ -6,18 +6,17 @@ A box is (cx - l, cy - t, cx + r, cy + b) times the stride around its anchor cen
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from app.core.errors import CatalogError
-from app.faces.detectors.base import RawDetections, normalised_canvas
-from app.faces.geometry import Letterbox
-from app.faces.types import VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.detectors.base import LetterboxedFamily, RawDetections
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
 
 
+@functools.lru_cache(maxsize=16)  # one grid per canvas size and device, built once
 def anchor_centres(height: int, width: int, stride: int, device: torch.device) -> torch.Tensor:
     """[cells × anchors, 2] (x, y) centres, row by row, each cell's anchors next to each other."""
     ys, xs = torch.meshgrid(
@@ -52,17 +51,11 @@ def decode(
     return RawDetections(torch.cat(found_boxes), torch.cat(found_scores), torch.cat(found_kps))
 
 
-class Scrfd:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
-        if len(entry.outputs) != 9:
-            raise CatalogError(
-                f"{entry.id}: SCRFD with keypoints has 9 outputs, the catalog lists {len(entry.outputs)}"
-            )
+class Scrfd(LetterboxedFamily):
+    NAME = "SCRFD with keypoints"
+    OUTPUTS = 9
 
-    def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
-        return normalised_canvas(self.entry, frame, size)
-
-    def normalize(self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float) -> RawDetections:
-        found = decode(outputs[0:3], outputs[3:6], outputs[6:9], box.size, score_threshold)
-        return RawDetections(box.to_frame(found.boxes), found.scores, box.to_frame(found.kps))
+    def decode(
+        self, outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold: float
+    ) -> RawDetections:
+        return decode(outputs[0:3], outputs[3:6], outputs[6:9], canvas, score_threshold)

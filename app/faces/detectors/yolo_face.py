@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from app.faces.detectors.base import RawDetections, normalised_canvas
-from app.faces.geometry import Letterbox
-from app.faces.types import VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.detectors.base import LetterboxedFamily, RawDetections
 
 ROWS = 4 + 1 + 15
 
@@ -23,13 +20,11 @@ def decode(output: torch.Tensor, score_threshold: float) -> RawDetections:
     return RawDetections(boxes, rows[:, 4], kps)
 
 
-class YoloFace:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
+class YoloFace(LetterboxedFamily):
+    NAME = "YOLOv8-face"
+    OUTPUTS = 1
 
-    def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
-        return normalised_canvas(self.entry, frame, size)
-
-    def normalize(self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float) -> RawDetections:
-        found = decode(outputs[0], score_threshold)
-        return RawDetections(box.to_frame(found.boxes), found.scores, box.to_frame(found.kps))
+    def decode(
+        self, outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold: float
+    ) -> RawDetections:
+        return decode(outputs[0], score_threshold)

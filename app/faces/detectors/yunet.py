@@ -7,17 +7,16 @@ are (cell + offset) × stride.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from app.core.errors import CatalogError
-from app.faces.detectors.base import RawDetections, normalised_canvas
-from app.faces.geometry import Letterbox
-from app.faces.types import VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.detectors.base import LetterboxedFamily, RawDetections
 
 STRIDES = (8, 16, 32)
 
 
+@functools.lru_cache(maxsize=16)  # one grid per canvas size and device, built once
 def cells(height: int, width: int, stride: int, device: torch.device) -> torch.Tensor:
     """[rows × cols, 2] (column, row) of every cell, row by row."""
     ys, xs = torch.meshgrid(
@@ -49,18 +48,11 @@ def decode(outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold
     return RawDetections(torch.cat(found_boxes), torch.cat(found_scores), torch.cat(found_kps))
 
 
-class YuNet:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
-        if len(entry.outputs) != 12:
-            raise CatalogError(
-                f"{entry.id}: YuNet has 12 outputs (cls, obj, bbox, kps × 3), the catalog lists "
-                f"{len(entry.outputs)}"
-            )
+class YuNet(LetterboxedFamily):
+    NAME = "YuNet (cls, obj, bbox, kps × 3)"
+    OUTPUTS = 12
 
-    def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
-        return normalised_canvas(self.entry, frame, size)
-
-    def normalize(self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float) -> RawDetections:
-        found = decode(outputs, box.size, score_threshold)
-        return RawDetections(box.to_frame(found.boxes), found.scores, box.to_frame(found.kps))
+    def decode(
+        self, outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold: float
+    ) -> RawDetections:
+        return decode(outputs, canvas, score_threshold)

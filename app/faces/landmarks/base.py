@@ -35,6 +35,21 @@ class LandmarkerFamily(Protocol):
     def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks: ...
 
 
+class BoxCropFamily:
+    """What the image landmarkers share: a square crop of SIZE pixels around the box, whose longer side
+    covers BOX_FRACTION of it. A family adds only `normalize`."""
+
+    SIZE = 256
+    BOX_FRACTION = 1 / 1.5
+
+    def __init__(self, entry: ModelEntry) -> None:
+        self.entry = entry
+
+    def prepare(self, frame: VisionFrame, face: Face) -> tuple[torch.Tensor, torch.Tensor]:
+        matrix = box_crop_matrix(face, self.SIZE, self.BOX_FRACTION)
+        return image_crop(self.entry, frame, matrix, self.SIZE), matrix
+
+
 def box_crop_matrix(face: Face, size: int, box_fraction: float) -> torch.Tensor:
     """Frame → crop similarity [2, 3] on the CPU: the box centre to the crop centre, the box's longer
     side to `box_fraction` of the crop, and the face's roll undone."""

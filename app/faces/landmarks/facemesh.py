@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import torch
 
-from app.faces.landmarks.base import Landmarks, box_crop_matrix, image_crop, to_frame
-from app.faces.types import Face, VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.landmarks.base import BoxCropFamily, Landmarks, to_frame
+from app.faces.types import Face
 
 SIZE = 256
 FIVE_OF_478 = [468, 473, 4, 61, 291]  # iris centres, nose tip, mouth corners
 
 
-class FaceMesh478:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
-
-    def prepare(self, frame: VisionFrame, face: Face) -> tuple[torch.Tensor, torch.Tensor]:
-        matrix = box_crop_matrix(face, SIZE, 1 / 1.5)
-        return image_crop(self.entry, frame, matrix, SIZE), matrix
+class FaceMesh478(BoxCropFamily):
+    SIZE = SIZE
 
     def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks:
         points = to_frame(outputs[0].reshape(478, 3)[:, :2], matrix)

@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import torch
 
-from app.faces.landmarks.base import Landmarks, box_crop_matrix, image_crop, to_frame
-from app.faces.types import Face, VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.landmarks.base import BoxCropFamily, Landmarks, to_frame
+from app.faces.types import Face
 
 SIZE = 256
 HEATMAP = 64
 CERTAIN = 0.9
 
 
-class Fan2d:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
-
-    def prepare(self, frame: VisionFrame, face: Face) -> tuple[torch.Tensor, torch.Tensor]:
-        matrix = box_crop_matrix(face, SIZE, 195 / SIZE)
-        return image_crop(self.entry, frame, matrix, SIZE), matrix
+class Fan2d(BoxCropFamily):
+    SIZE = SIZE
+    BOX_FRACTION = 195 / SIZE
 
     def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks:
         rows = outputs[0].reshape(68, 3)

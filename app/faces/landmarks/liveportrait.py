@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import torch
 
-from app.faces.landmarks.base import Landmarks, agreement, box_crop_matrix, image_crop, to_frame
-from app.faces.types import Face, VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.landmarks.base import (
+    BoxCropFamily,
+    Landmarks,
+    agreement,
+    to_frame,
+)
+from app.faces.types import Face
 
 SIZE = 224
 FIVE_OF_203 = [197, 198, 201, 48, 66]
 
 
-class LivePortrait203:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
-
-    def prepare(self, frame: VisionFrame, face: Face) -> tuple[torch.Tensor, torch.Tensor]:
-        matrix = box_crop_matrix(face, SIZE, 1 / 1.5)
-        return image_crop(self.entry, frame, matrix, SIZE), matrix
+class LivePortrait203(BoxCropFamily):
+    SIZE = SIZE
 
     def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks:
         points = to_frame(outputs[2].reshape(203, 2) * SIZE, matrix)

@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import torch
 
-from app.faces.landmarks.base import Landmarks, box_crop_matrix, image_crop, to_frame
-from app.faces.types import Face, VisionFrame
-from app.models.catalog import ModelEntry
+from app.faces.landmarks.base import BoxCropFamily, Landmarks, to_frame
+from app.faces.types import Face
 
 SIZE = 256
 FIVE_OF_98 = [96, 97, 54, 76, 82]
 
 
-class PeppaPig98:
-    def __init__(self, entry: ModelEntry) -> None:
-        self.entry = entry
-
-    def prepare(self, frame: VisionFrame, face: Face) -> tuple[torch.Tensor, torch.Tensor]:
-        matrix = box_crop_matrix(face, SIZE, 1 / 1.4)
-        return image_crop(self.entry, frame, matrix, SIZE), matrix
+class PeppaPig98(BoxCropFamily):
+    SIZE = SIZE
+    BOX_FRACTION = 1 / 1.4
 
     def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks:
         rows = outputs[0].reshape(98, 3)
