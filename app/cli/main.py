@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app import __version__
-from app.cli import detect_cmd, models_cmd, runtime_cmd
+from app.cli import detect_cmd, models_cmd, runtime_cmd, swap_cmd
 from app.core.errors import DoppelError
 from app.models.context import build_context
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.add_parser(commands, common)
     runtime_cmd.add_parsers(commands, common)
     detect_cmd.add_parser(commands, common)
+    swap_cmd.add_parser(commands, common)
     return parser
 
 

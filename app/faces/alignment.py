@@ -14,6 +14,11 @@ from kornia.geometry.transform import warp_affine
 
 # Five-point templates (eyes, nose, mouth corners) in pixels at their reference size.
 _TEMPLATES: dict[str, tuple[int, tuple[tuple[float, float], ...]]] = {
+    # InsightFace's older ArcFace crop at 112 (FaceFusion's SimSwap 256 and GhostFace exports).
+    "arcface_112_v1": (
+        112,
+        ((39.7300, 51.1380), (72.2700, 51.1380), (56.0000, 68.4930), (42.4630, 87.0100), (69.5370, 87.0100)),
+    ),
     # InsightFace's ArcFace crop at 112.
     "arcface_112_v2": (
         112,
@@ -96,13 +101,10 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
     sampling) is converted to float, so the cost follows the crop, not a 4K frame."""
     height, width = size
     matrix = matrix.float().cpu()  # bounds are worked out on the CPU: no device sync per crop
-    corners = torch.tensor([[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]])
-    back = transform_points(corners, invert(matrix))
-    (left, top), (right, bottom) = back.min(dim=0).values.tolist(), back.max(dim=0).values.tolist()
-    x0, y0 = max(math.floor(left) - 2, 0), max(math.floor(top) - 2, 0)
-    x1, y1 = min(math.ceil(right) + 3, int(frame.shape[1])), min(math.ceil(bottom) + 3, int(frame.shape[0]))
-    if x0 >= x1 or y0 >= y1:
+    bounds = crop_bounds(matrix, size, (int(frame.shape[0]), int(frame.shape[1])))
+    if bounds is None:
         return torch.zeros((1, int(frame.shape[2]), height, width), dtype=torch.float32, device=frame.device)
+    x0, y0, x1, y1 = bounds
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
     shifted = matrix.clone()
     shifted[:, 2] += shifted[:, :2] @ torch.tensor([float(x0), float(y0)])
@@ -116,3 +118,26 @@ def crop_face(
     frame → crop transform."""
     matrix = estimate(kps, template_name, size)
     return warp_frame(frame, matrix, (size, size)), matrix
+
+
+def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """The 2x3 transform applying `inner` first, then `outer`."""
+    linear = outer[:, :2] @ inner[:, :2]
+    return torch.cat([linear, (outer[:, :2] @ inner[:, 2:] + outer[:, 2:])], dim=1)
+
+
+def crop_bounds(
+    matrix: torch.Tensor, size: tuple[int, int], frame_size: tuple[int, int], margin: int = 2
+) -> tuple[int, int, int, int] | None:
+    """The frame region (x0, y0, x1, y1) a crop of `size` (h, w) under a frame → crop matrix covers,
+    clamped to the frame (h, w) and widened by `margin` pixels for bilinear sampling; None if it misses."""
+    height, width = size
+    corners = torch.tensor([[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]])
+    back = transform_points(corners, invert(matrix.float().cpu()))
+    (left, top), (right, bottom) = back.min(dim=0).values.tolist(), back.max(dim=0).values.tolist()
+    x0, y0 = max(math.floor(left) - margin, 0), max(math.floor(top) - margin, 0)
+    x1 = min(math.ceil(right) + margin + 1, frame_size[1])
+    y1 = min(math.ceil(bottom) + margin + 1, frame_size[0])
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return x0, y0, x1, y1

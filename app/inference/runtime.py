@@ -19,7 +19,7 @@ from app.core.settings import InferenceSettings
 from app.inference.cuda_graphs import MATRIX_FILE, GraphMatrix, ProbeResult, key_for, probe
 from app.inference.device import DeviceFacts, device_facts
 from app.inference.discovery import ProviderStatus, discover
-from app.inference.errors import ModelNotReadyError
+from app.inference.errors import ModelInputError, ModelNotReadyError
 from app.inference.fallbacks import FALLBACK_FILE, FallbackLog
 from app.inference.faults import FaultPlan
 from app.inference.loaded_model import LoadSpec, ModelFile, Tensors
@@ -163,10 +163,15 @@ class InferenceRuntime:
         with self.session(model_id, provider) as session:
             return session.run(feeds)
 
-    def run_ordered(self, model_id: str, tensor: torch.Tensor) -> list[torch.Tensor]:
-        """Feed a one-input model; its outputs in order (the catalog's, else the file's)."""
+    def run_ordered(self, model_id: str, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """Feed a model its inputs in order (the catalog's, else the file's), so callers need not know
+        names a publisher left unpublished; its outputs in order."""
         with self.session(model_id) as session:
-            outputs = session.run({session.input_names[0]: tensor})
+            if len(tensors) != len(session.input_names):
+                raise ModelInputError(
+                    f"'{model_id}' takes {len(session.input_names)} input(s), {len(tensors)} were given"
+                )
+            outputs = session.run(dict(zip(session.input_names, tensors, strict=True)))
             return [outputs[name] for name in session.output_names]
 
     def probe_cuda_graphs(self, model_id: str, provider: Provider = Provider.CUDA) -> ProbeResult:

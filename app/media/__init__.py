@@ -1,1 +1,14 @@
-"""Media: image and video sources and sinks (PyAV), hardware decode and encode, audio."""
+"""Media: still images and videos in and out, as uint8 [H, W, 3] RGB torch tensors.
+
+- images (`load_image`, `read_image`, `write_image`): EXIF orientation, alpha kept aside, 16-bit and
+  CMYK converted with notes saying so; atomic writes of PNG, JPEG, WebP, TIFF and BMP.
+- video (`open_video` → `VideoSource`, `VideoWriter`): PyAV decode with rotation applied and source
+  timestamps kept; H.264/HEVC encode (NVENC when it really opens, else x264/x265) with the source's
+  audio copied in, into MP4, MOV or Matroska, renamed into place only after a clean finish.
+- labels (`SyntheticLabel`, `read_label`): the synthetic-media label every output carries (JSON plus
+  the IPTC "compositeSynthetic" digital source type in XMP), read back from any of those files.
+- errors: `MediaReadError` (with `ImageReadError`) and `MediaWriteError`, messages naming the file.
+- capabilities: what this machine's FFmpeg can do in hardware, tested by opening codecs.
+
+Sources beyond files (NVDEC, webcam), the prefetch queue and the virtual camera come later.
+"""

@@ -50,7 +50,8 @@ def _cuda_decode() -> Capability:
     return Capability("cuda decode", True)
 
 
-def _encoder(name: str) -> Capability:
+def probe_encoder(name: str) -> Capability:
+    """Whether encoder `name` is usable here, found by opening a real encoder session (256x256 yuv420p)."""
     if name not in av.codecs_available:
         return Capability(name, False, "not in this FFmpeg build")
     if name in SOFTWARE_ENCODERS:
@@ -73,5 +74,5 @@ def media_capabilities() -> MediaCapabilities:
         libavcodec=".".join(str(v) for v in version),
         hw_device_types=tuple(hwdevices_available()),
         cuda_decode=_cuda_decode(),
-        encoders=tuple(_encoder(name) for name in (*HARDWARE_ENCODERS, *SOFTWARE_ENCODERS)),
+        encoders=tuple(probe_encoder(name) for name in (*HARDWARE_ENCODERS, *SOFTWARE_ENCODERS)),
     )

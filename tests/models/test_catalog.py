@@ -20,7 +20,7 @@ REQUIRED_FAMILIES = {
     Kind.RESTORER: {"gfpgan", "codeformer", "gpen", "restoreformer"},
     Kind.MASK: {"occluder", "xseg", "bisenet"},
     Kind.UPSCALER: {"realesrgan"},
-    Kind.ANALYSER: {"nsfw"},
+    Kind.ANALYSER: {"open_nsfw", "yolo_nsfw"},
 }
 
 

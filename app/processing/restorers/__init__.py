@@ -1,0 +1,1 @@
+"""Restorer families (GFPGAN, CodeFormer, GPEN, RestoreFormer++): one contract in base.py."""

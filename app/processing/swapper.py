@@ -1,0 +1,106 @@
+"""Swapper: runs any swapper family on aligned target crops, with pixel boost, passes and strength.
+
+The catalog's family picks the module (FAMILIES); its alignment names the template the target crop is
+cut with; the input side is fixed by the catalog. Inputs are fed by position (the target is the image
+input, the source the vector), so exports that swap the order or leave names out still bind.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from app.core.errors import CatalogError
+from app.faces.alignment import TEMPLATES
+from app.faces.preprocess import fixed_side, takes_a_batch
+from app.faces.types import unit
+from app.inference.runtime import InferenceRuntime
+from app.models.catalog import Kind
+from app.processing.pixel_boost import boost_factor, from_tiles, to_tiles
+from app.processing.settings import SwapSettings
+from app.processing.swappers.base import SwapOutput, SwapperFamily
+from app.processing.swappers.ghostface import GhostFace
+from app.processing.swappers.hyperswap import HyperSwap
+from app.processing.swappers.inswapper import InStyleSwapper, Inswapper
+from app.processing.swappers.simswap import SimSwap
+
+FAMILIES: dict[str, SwapperFamily] = {
+    "inswapper": Inswapper(),
+    "instyleswapper": InStyleSwapper(),
+    "simswap": SimSwap(),
+    "ghostface": GhostFace(),
+    "hyperswap": HyperSwap(),
+}
+
+
+def default_swapper(runtime: InferenceRuntime) -> str:
+    defaults = [e.id for e in runtime.store.catalog if e.kind is Kind.SWAPPER and e.default]
+    if not defaults:
+        raise CatalogError("The catalog names no default swapper: choose one with --swapper ID")
+    return defaults[0]
+
+
+class Swapper:
+    def __init__(self, runtime: InferenceRuntime, settings: SwapSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        model_id = settings.swapper or default_swapper(runtime)
+        self.entry = entry = runtime.store.catalog.get(model_id)
+        family = FAMILIES.get(entry.family)
+        if entry.kind is not Kind.SWAPPER or family is None:
+            raise CatalogError(
+                f"{model_id} is a {entry.kind} of family '{entry.family}', not a face swapper "
+                f"({', '.join(FAMILIES)})"
+            )
+        if entry.alignment not in TEMPLATES:
+            raise CatalogError(f"{model_id}: alignment '{entry.alignment}' is not a known template")
+        self.family = family
+        self.template = entry.alignment
+        self.model_side = fixed_side(entry, 128)
+        # A boost below the model's own side (a preset's 256 on a 512 model) means no boost.
+        self.crop_side = max(settings.pixel_boost or self.model_side, self.model_side)
+        self.factor = boost_factor(self.model_side, self.crop_side)
+        self.target_index = next(i for i, s in enumerate(entry.inputs) if len(s.shape) == 4)
+        self.batched = takes_a_batch(entry)
+        self.recogniser_id = family.recogniser_id(entry, runtime)
+
+    # -- identity --------------------------------------------------------------------------------
+
+    def latent(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The model's source latent [1, D] for a raw embedding by `recogniser_id`."""
+        return self.family.latent(self.entry, self.runtime, embedding)
+
+    def blend_latents(self, source: torch.Tensor, target: torch.Tensor, strength: float) -> torch.Tensor:
+        """Strength 1 is the source; lower moves toward the target face's own latent."""
+        mixed = target + strength * (source - target)
+        return unit(mixed) if self.family.UNIT_LATENT else mixed
+
+    # -- swapping --------------------------------------------------------------------------------
+
+    def forward(self, target: torch.Tensor, latent: torch.Tensor) -> list[torch.Tensor]:
+        inputs = [latent.float()] * len(self.entry.inputs)
+        inputs[self.target_index] = target
+        return self.runtime.run_ordered(self.entry.id, *inputs)
+
+    def _run_tiles(self, tiles: torch.Tensor, latent: torch.Tensor) -> SwapOutput:
+        model_input = self.family.prepare(self.entry, tiles)
+        if self.batched or model_input.shape[0] == 1:
+            batch = latent.expand(model_input.shape[0], -1) if self.batched else latent
+            return self.family.normalize(self.entry, self.forward(model_input, batch))
+        parts = [self.family.normalize(self.entry, self.forward(t[None], latent)) for t in model_input]
+        faces = torch.cat([p.face for p in parts])
+        masks = [p.mask for p in parts]
+        mask = torch.cat([m for m in masks if m is not None]) if all(m is not None for m in masks) else None
+        return SwapOutput(faces, mask)
+
+    def swap(self, crop: torch.Tensor, latent: torch.Tensor) -> SwapOutput:
+        """A float RGB crop [1, 3, crop_side, crop_side] (0..255, cut with `template`) with the face
+        swapped; pixel boost tiles it, passes re-run on the result."""
+        if tuple(crop.shape[-2:]) != (self.crop_side, self.crop_side):
+            raise ValueError(f"crop is {list(crop.shape)}, this swapper cuts {self.crop_side} px crops")
+        result = SwapOutput(crop)
+        for _ in range(self.settings.passes):
+            tiles = to_tiles(result.face, self.factor)
+            out = self._run_tiles(tiles, latent.to(crop.device))
+            mask = from_tiles(out.mask, self.factor) if out.mask is not None else None
+            result = SwapOutput(from_tiles(out.face, self.factor), mask)
+        return result
