@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from app.cli.models_cmd import UsageError
 from app.cli.output import say, say_json, table
+from app.core.errors import DoppelError
 from app.faces.detector import DetectionSettings
 from app.faces.selection import SelectionMode, SelectionSettings
 from app.inference.providers import HINTS
@@ -113,6 +114,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="block the output when the installed NSFW analysers agree it is explicit",
     )
+    out.add_argument(
+        "--analysers",
+        nargs="+",
+        metavar="ID",
+        help="content analyser models to vote (implies --content-check; default: every installed one)",
+    )
     out.add_argument("--no-audio", action="store_true", help="leave the target's audio out")
     out.add_argument("--codec", choices=["h264", "hevc"], default="h264", help="video codec (h264)")
     out.add_argument("--crf", type=int, default=18, help="video quality, lower is better (18)")
@@ -195,9 +202,16 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise UsageError(f"swap: {problems}") from None
-        analysers = tuple(default_analysers(runtime)) if args.content_check else ()
-        if args.content_check and not analysers:
-            notes.append("--content-check: no content analyser is installed (models download open_nsfw)")
+        analysers: tuple[str, ...] = ()
+        if args.analysers:
+            analysers = tuple(args.analysers)
+        elif args.content_check:
+            analysers = tuple(default_analysers(runtime))
+            if not analysers:
+                raise DoppelError(
+                    "--content-check: no content analyser is installed "
+                    "(python main.py models download open_nsfw nsfw_yolo_11m)"
+                )
         job = SwapJob(
             sources=tuple(args.source),
             target=args.target,

@@ -99,6 +99,11 @@ class ContentAnalyser:
 
 
 def default_analysers(runtime: InferenceRuntime) -> list[str]:
-    """Every analyser the catalog knows whose file is present (or a stand-in)."""
-    entries = [e for e in runtime.store.catalog if e.kind is Kind.ANALYSER and e.family in FAMILIES]
+    """Every analyser the catalog knows whose file is present. Behavioural stand-in variants ("ID@…",
+    test fixtures) are never picked by default."""
+    entries = [
+        e
+        for e in runtime.store.catalog
+        if e.kind is Kind.ANALYSER and e.family in FAMILIES and "@" not in e.id
+    ]
     return [e.id for e in entries if runtime.store.status(e).usable]

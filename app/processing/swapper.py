@@ -16,7 +16,7 @@ from app.faces.types import unit
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
 from app.processing.pixel_boost import boost_factor, from_tiles, to_tiles
-from app.processing.settings import SwapSettings
+from app.processing.settings import ProcessingSettingsError, SwapSettings
 from app.processing.swappers.base import SwapOutput, SwapperFamily
 from app.processing.swappers.ghostface import GhostFace
 from app.processing.swappers.hyperswap import HyperSwap
@@ -58,7 +58,10 @@ class Swapper:
         self.model_side = fixed_side(entry, 128)
         # A boost below the model's own side (a preset's 256 on a 512 model) means no boost.
         self.crop_side = max(settings.pixel_boost or self.model_side, self.model_side)
-        self.factor = boost_factor(self.model_side, self.crop_side)
+        try:
+            self.factor = boost_factor(self.model_side, self.crop_side)
+        except ValueError as exc:
+            raise ProcessingSettingsError(f"{model_id}: {exc}") from None
         self.target_index = next(i for i, s in enumerate(entry.inputs) if len(s.shape) == 4)
         self.batched = takes_a_batch(entry)
         self.recogniser_id = family.recogniser_id(entry, runtime)

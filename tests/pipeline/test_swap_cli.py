@@ -1,0 +1,214 @@
+"""`python main.py swap` end to end, as a subprocess: real SCRFD, stand-in swapper, real files.
+
+Images and a generated 3 s H.264 + AAC clip go in; outputs are read back with PyAV and Pillow and
+checked for pixels, timing, audio and the synthetic-media label. Bad inputs must fail with a message
+naming the file and leave nothing at the output path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from app.media.images import read_image
+from app.media.labels import read_label
+from tests.support.cli import MAIN, run
+from tests.support.media import make_clip, pattern
+from tests.support.processing import cli_models
+from tests.support.real_models import REAL_SCRFD_ID
+
+STANDINS = ("inswapper_128_fp16", "arcface_w600k_r50", "open_nsfw", "nsfw_yolo_11m")
+
+
+@pytest.fixture(scope="module")
+def setup(test_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("swap-cli")
+    catalog = cli_models(test_assets, root / "models", STANDINS)
+    astronaut = root / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(astronaut)
+    clip = make_clip(root / "clip.mp4", seconds=3.0, fps=25, size=(320, 320), image=data.astronaut())
+    return {"root": root, "models": root / "models", "catalog": catalog, "astronaut": astronaut, "clip": clip}
+
+
+def swap(
+    setup: dict[str, Path], *args: str, swapper: str = "inswapper_128_fp16@identity"
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        "swap", "--models-dir", str(setup["models"]), "--catalog", str(setup["catalog"]),
+        "--detector", REAL_SCRFD_ID, "--swapper", swapper, *args,
+    )  # fmt: skip
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * float(np.log10(255.0**2 / mse))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+# -- images -------------------------------------------------------------------------------------------
+
+
+def test_identity_swap_of_an_image_returns_it_and_labels_it(setup: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "out.png"
+    result = swap(
+        setup, "-s", str(setup["astronaut"]), "-t", str(setup["astronaut"]), "-o", str(output), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["faces_swapped"] == 1 and report["kind"] == "image"
+    assert psnr(read_image(output), read_image(setup["astronaut"])) >= 38.0
+    label = read_label(output)
+    assert label is not None and label.synthetic and "inswapper_128_fp16@identity" in label.models
+
+
+def test_flat_swap_leaves_the_background_alone(setup: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "flat.png"
+    args = ("-s", str(setup["astronaut"]), "-t", str(setup["astronaut"]), "-o", str(output))
+    result = swap(setup, *args, "--feather", "10", swapper="inswapper_128_fp16@flat")
+    assert result.returncode == 0, result.stderr
+    out, original = read_image(output), read_image(setup["astronaut"])
+    changed = (out != original).any(dim=2)
+    assert changed[100:160, 220:280].all()  # the face (SCRFD puts it around x 250, y 130)
+    assert not changed[220:].any() and not changed[:, :120].any()  # body and the flag side: untouched
+
+
+def test_watermark_and_jpeg_label(setup: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "marked.jpg"
+    args = ("-s", str(setup["astronaut"]), "-t", str(setup["astronaut"]), "-o", str(output), "--watermark")
+    result = swap(setup, *args)
+    assert result.returncode == 0, result.stderr
+    label = read_label(output)
+    assert label is not None and label.watermark
+    corner = read_image(output)[-40:, -200:].float()
+    assert (corner > 200).any()  # white text in the bottom-right corner
+
+
+def test_content_check_blocks_when_the_analysers_agree(setup: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "blocked.png"
+    io = ("-s", str(setup["astronaut"]), "-t", str(setup["astronaut"]), "-o", str(output))
+    blocked = swap(setup, *io, "--analysers", "open_nsfw@unsafe", "nsfw_yolo_11m@unsafe")
+    assert blocked.returncode == 1 and "content analyser blocked" in blocked.stderr
+    assert not output.exists() and leftovers(tmp_path) == []
+    passed = swap(setup, *io, "--analysers", "open_nsfw@unsafe", "nsfw_yolo_11m@safe")
+    assert passed.returncode == 0, passed.stderr
+    assert output.exists()
+
+
+# -- video --------------------------------------------------------------------------------------------
+
+
+def test_video_keeps_frames_rate_duration_audio_and_label(setup: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "out.mp4"
+    result = swap(setup, "-s", str(setup["astronaut"]), "-t", str(setup["clip"]), "-o", str(output), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames_with_faces"] >= 0.8 * report["frames"]  # the pan leaves the face near its end
+    with av.open(str(setup["clip"])) as before, av.open(str(output)) as after:
+        source, made = before.streams.video[0], after.streams.video[0]
+        frames_in = sum(1 for _ in before.decode(video=0))
+        frames_out = sum(1 for _ in after.decode(video=0))
+        assert abs(frames_out - frames_in) <= 1 and frames_in == 75
+        assert made.average_rate == source.average_rate == 25
+        assert (
+            abs(float(made.duration * made.time_base) - float(source.duration * source.time_base)) <= 1 / 25
+        )
+        assert len(after.streams.audio) == 1
+        audio = after.streams.audio[0]
+        assert abs(float(audio.duration * audio.time_base) - 3.0) < 0.1
+    label = read_label(output)
+    assert label is not None and label.synthetic and label.generator == "Doppel"
+    assert leftovers(tmp_path) == []
+
+
+def test_video_without_audio_on_request(setup: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "silent.mkv"
+    result = swap(
+        setup, "-s", str(setup["astronaut"]), "-t", str(setup["clip"]), "-o", str(output), "--no-audio"
+    )
+    assert result.returncode == 0, result.stderr
+    with av.open(str(output)) as made:
+        assert len(made.streams.audio) == 0 and len(made.streams.video) == 1
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+def _bad(setup: dict[str, Path], tmp_path: Path, source: Path, target: Path, output: Path) -> str:
+    result = swap(setup, "-s", str(source), "-t", str(target), "-o", str(output))
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert not output.exists()
+    assert leftovers(output.parent) == [] if output.parent.exists() else True
+    return result.stderr
+
+
+def test_bad_inputs_fail_clearly_and_write_nothing(setup: dict[str, Path], tmp_path: Path) -> None:
+    astronaut, clip = setup["astronaut"], setup["clip"]
+    missing = tmp_path / "nobody.png"
+    assert f"{missing}" in _bad(setup, tmp_path, missing, astronaut, tmp_path / "a.png")
+    assert "does not exist" in _bad(setup, tmp_path, astronaut, tmp_path / "gone.mp4", tmp_path / "b.mp4")
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all")
+    assert str(text) in _bad(setup, tmp_path, astronaut, text, tmp_path / "c.mp4")
+
+    faceless = tmp_path / "card.png"
+    Image.fromarray(pattern(240, 320)).save(faceless)
+    assert "No face found in target" in _bad(setup, tmp_path, astronaut, faceless, tmp_path / "d.png")
+    assert "No face found in source" in _bad(setup, tmp_path, faceless, astronaut, tmp_path / "e.png")
+
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    assert str(truncated) in _bad(setup, tmp_path, astronaut, truncated, tmp_path / "f.mp4")
+
+    nowhere = tmp_path / "no-such-folder" / "out.png"
+    assert "does not exist" in _bad(setup, tmp_path, astronaut, astronaut, nowhere)
+    assert "needs a image output" not in _bad(setup, tmp_path, astronaut, clip, tmp_path / "g.png")
+
+
+def test_bad_flag_values_are_usage_errors(setup: dict[str, Path], tmp_path: Path) -> None:
+    io = ("-s", str(setup["astronaut"]), "-t", str(setup["astronaut"]), "-o", str(tmp_path / "x.png"))
+    assert swap(setup, *io, "--strength", "3").returncode == 2
+    assert swap(setup, *io, "--mask", "elbow").returncode == 2
+    result = swap(setup, *io, "--pixel-boost", "200")
+    assert result.returncode == 1 and "not 1 to 4 times" in result.stderr
+
+
+def test_a_killed_export_never_leaves_a_complete_looking_file(setup: dict[str, Path], tmp_path: Path) -> None:
+    long_clip = make_clip(
+        tmp_path / "long.mp4", seconds=20.0, fps=25, size=(320, 320), image=data.astronaut()
+    )
+    output = tmp_path / "killed.mp4"
+    command = [
+        sys.executable, str(MAIN), "swap", "--models-dir", str(setup["models"]), "--catalog",
+        str(setup["catalog"]), "--detector", REAL_SCRFD_ID, "--swapper", "inswapper_128_fp16@identity",
+        "-s", str(setup["astronaut"]), "-t", str(long_clip), "-o", str(output),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not leftovers(tmp_path) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert leftovers(tmp_path), "the export never started writing"
+        time.sleep(0.5)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not output.exists()
+    assert leftovers(tmp_path)  # only the .partial, which never passes for the output
