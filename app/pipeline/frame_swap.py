@@ -73,8 +73,10 @@ class FrameSwapper:
 
 
 def frame_device(runtime: InferenceRuntime) -> torch.device:
-    """Where frames should live: the GPU when a GPU provider is usable, else the CPU."""
+    """Where frames should live: the GPU when a GPU provider is usable and not ruled out by the
+    user's provider choice, else the CPU."""
     gpu = runtime.facts.gpu(runtime.settings.device_index)
-    if gpu is not None and torch.cuda.is_available() and len(runtime.usable) > 1:
+    wants_gpu = runtime.settings.provider != "cpu"
+    if wants_gpu and gpu is not None and torch.cuda.is_available() and len(runtime.usable) > 1:
         return torch.device("cuda", runtime.settings.device_index)
     return torch.device("cpu")

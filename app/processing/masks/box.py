@@ -26,17 +26,20 @@ def _ramp(size: int, start: float, end: float, feather: float) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
-def _box(size: int, padding: tuple[float, float, float, float], feather: float) -> torch.Tensor:
+def _box(
+    size: int, padding: tuple[float, float, float, float], feather: float, device: torch.device
+) -> torch.Tensor:
     top, right, bottom, left = (p / 100.0 * size for p in padding)
     width = feather / 100.0 * size
     rows = _ramp(size, top, size - bottom, width)
     cols = _ramp(size, left, size - right, width)
-    return (rows[:, None] * cols[None, :]).view(1, 1, size, size)
+    return (rows[:, None] * cols[None, :]).view(1, 1, size, size).to(device)
 
 
 def box_mask(size: int, settings: MaskSettings, device: torch.device) -> torch.Tensor:
-    """[1, 1, size, size]; the feather is `settings.feather` % of the crop side (the face's size)."""
-    return _box(size, tuple(settings.padding), float(settings.feather)).to(device)
+    """[1, 1, size, size]; the feather is `settings.feather` % of the crop side (the face's size).
+    Kept per device, so a GPU frame does not upload the same mask again for every face."""
+    return _box(size, tuple(settings.padding), float(settings.feather), device)
 
 
 def feather_width(mask_row: torch.Tensor) -> int:
