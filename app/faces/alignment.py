@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
-from kornia.geometry.transform import warp_affine
+from torch.nn import functional
 
 # Five-point templates (eyes, nose, mouth corners) in pixels at their reference size.
 _TEMPLATES: dict[str, tuple[int, tuple[tuple[float, float], ...]]] = {
@@ -88,11 +88,35 @@ def transform_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
+def _pixels_to_unit(width: int, height: int) -> torch.Tensor:
+    """Pixel coordinates → grid_sample's [-1, 1] (align_corners=True: pixel centres 0 and side-1 are ±1)."""
+    return torch.tensor(
+        [[2.0 / max(width - 1, 1), 0.0, -1.0], [0.0, 2.0 / max(height - 1, 1), -1.0], [0.0, 0.0, 1.0]],
+        dtype=torch.float64,
+    )
+
+
 def warp(image: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Warp a float image [B, C, H, W] by a 2x3 (or [B, 2, 3]) transform into `size` (height, width)."""
-    batch = (matrix if matrix.ndim == 3 else matrix.expand(image.shape[0], 2, 3)).to(image.dtype)
-    warped: torch.Tensor = warp_affine(image, batch, size, mode="bilinear", align_corners=True)
-    return warped
+    """Warp a float image [B, C, H, W] by a 2x3 (or [B, 2, 3]) transform into `size` (height, width):
+    bilinear, zeros outside, the same sampling as kornia's warp_affine (align_corners=True).
+
+    The matrix algebra (inverse, normalisation) runs on the CPU, where face geometry lives, and only the
+    final 2x3 sampling matrices go to the image's device: inverting on the GPU would make the driver
+    report back to the host (a device-to-host copy and a stall) on every warp."""
+    batch = image.shape[0]
+    matrices = (matrix if matrix.ndim == 3 else matrix[None]).detach().to("cpu", torch.float64)
+    if matrices.shape[0] != batch:
+        matrices = matrices.expand(batch, 2, 3)
+    bottom = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=torch.float64).expand(matrices.shape[0], 1, 3)
+    output_to_input = torch.linalg.inv(torch.cat([matrices, bottom], dim=1))
+    height, width = size
+    source = _pixels_to_unit(int(image.shape[-1]), int(image.shape[-2]))
+    theta = source @ output_to_input @ torch.linalg.inv(_pixels_to_unit(width, height))
+    theta_device = theta[:, :2].to(image.dtype).to(image.device, non_blocking=True)
+    grid = functional.affine_grid(
+        theta_device, [batch, int(image.shape[1]), height, width], align_corners=True
+    )
+    return functional.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -108,7 +132,7 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
     shifted = matrix.clone()
     shifted[:, 2] += shifted[:, :2] @ torch.tensor([float(x0), float(y0)])
-    return warp(region, shifted.to(frame.device, non_blocking=True), size)
+    return warp(region, shifted, size)
 
 
 def crop_face(

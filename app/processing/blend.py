@@ -63,7 +63,7 @@ def paste_back(
         return frame
     x0, y0, x1, y1 = bounds
     shift = torch.tensor([[1.0, 0.0, float(x0)], [0.0, 1.0, float(y0)]])
-    to_region = invert(compose(matrix.float().cpu(), shift)).to(crop.device)  # crop → region pixels
+    to_region = invert(compose(matrix.float().cpu(), shift))  # crop → region pixels, on the CPU
     size = (y1 - y0, x1 - x0)
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
     pasted = warp(crop.float(), to_region, size)

@@ -59,12 +59,12 @@ class Restorer:
             return swapped
         side, swap_side = self.side, int(swapped.shape[-1])
         matrix = estimate(kps.cpu(), TEMPLATE, side)
-        swap_to_restore = compose(matrix, invert(swap_matrix.float().cpu())).to(swapped.device)
+        swap_to_restore = compose(matrix, invert(swap_matrix.float().cpu()))  # geometry stays on the CPU
         background = warp_frame(frame, matrix, (side, side))
         face = warp(swapped, swap_to_restore, (side, side))
         laid = warp(cover, swap_to_restore, (side, side))
         restored = self.restore_crop(background + laid * (face - background))
-        back = invert(swap_to_restore.cpu()).to(swapped.device)
+        back = invert(swap_to_restore)
         restored_back = warp(restored, back, (swap_side, swap_side))
         valid = warp(torch.ones_like(restored[:, :1]), back, (swap_side, swap_side))
         amount = self.settings.blend * valid

@@ -16,6 +16,7 @@ from app.core.errors import DoppelError
 class ProcessingSettingsError(DoppelError):
     """Settings that are valid on their own but not for the chosen model (a pixel boost it cannot tile)."""
 
+
 # CelebAMask-HQ classes a face parser labels (BiSeNet); the regions users can keep.
 PARSER_CLASSES = (
     "background",

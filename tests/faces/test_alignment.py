@@ -81,3 +81,17 @@ def test_warping_only_the_region_under_the_crop_equals_warping_the_frame(tx: flo
     )  # (tx, ty) → crop centre
     whole = warp(frame.permute(2, 0, 1).unsqueeze(0).float(), matrix, (128, 128))
     assert (warp_frame(frame, matrix, (128, 128)) - whole).abs().max() < 0.05  # float32 grid rounding
+
+
+def test_warp_samples_exactly_as_kornias_warp_affine() -> None:
+    """warp does its matrix algebra on the CPU (no GPU inverse, no host sync) but must sample the same
+    pixels as kornia's warp_affine, which it replaced."""
+    from kornia.geometry.transform import warp_affine
+
+    from app.faces.alignment import warp
+
+    image = torch.rand(2, 3, 90, 120)
+    matrix = torch.tensor([[0.8, -0.3, 12.0], [0.25, 0.9, -7.5]])
+    ours = warp(image, matrix, (64, 80))
+    theirs = warp_affine(image, matrix.expand(2, 2, 3), (64, 80), mode="bilinear", align_corners=True)
+    assert torch.allclose(ours, theirs, atol=1e-4)  # float32 rounding only
