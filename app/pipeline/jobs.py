@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,7 +30,7 @@ from app.media.errors import MediaWriteError
 from app.media.image_writer import IMAGE_SUFFIXES, write_image
 from app.media.images import load_image
 from app.media.labels import SyntheticLabel
-from app.media.video import open_video
+from app.media.video import DecodedFrame, open_video
 from app.media.video_writer import VIDEO_SUFFIXES, VideoCodec, VideoWriter
 from app.models.catalog import Kind
 from app.pipeline.frame_swap import FrameSwapper, frame_device
@@ -190,6 +190,16 @@ def _swap_image(state: _Job, report: JobReport) -> None:
     report.notes.extend(notes)
 
 
+def _timed(frames: Iterator[DecodedFrame], timer: StageTimer, stage: str) -> Iterator[DecodedFrame]:
+    """The frames, with the time spent producing each one charged to `stage`."""
+    while True:
+        with timer.stage(stage):
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
+
+
 def _swap_video(
     state: _Job, report: JobReport, progress: Progress | None, cancel: threading.Event | None
 ) -> None:
@@ -203,7 +213,7 @@ def _swap_video(
         )  # fmt: skip
         with writer:
             report.encoder, report.encoder_fallback = writer.encoder_name, writer.fallback_reason
-            for decoded in source.frames():
+            for decoded in _timed(source.frames(), state.timer, "decode"):
                 if cancel is not None and cancel.is_set():
                     raise JobCancelledError(f"Cancelled: {job.output} was not written")
                 out = state.swap(decoded.image, report, check_content=decoded.index % every == 0)
