@@ -57,13 +57,6 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     detect.set_defaults(handler=detect_faces)
 
 
-def _default_detector(ctx: AppContext) -> str:
-    defaults = [e.id for e in ctx.catalog if e.kind is Kind.DETECTOR and e.default]
-    if not defaults:
-        raise DoppelError("The catalog names no default detector: pass --detector ID")
-    return defaults[0]
-
-
 def _face_json(face: Face) -> dict[str, Any]:
     return {
         "box": [round(v, 2) for v in face.box],
@@ -138,7 +131,7 @@ def _add_landmarks(
 
 def detect_faces(args: argparse.Namespace, ctx: AppContext) -> int:
     frame = read_image(args.image)
-    model_id = args.detector or _default_detector(ctx)
+    model_id = args.detector or ctx.catalog.default_for(Kind.DETECTOR, "--detector")
     settings = DetectionSettings(
         score=args.score,
         nms=args.nms,

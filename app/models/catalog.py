@@ -203,6 +203,13 @@ class Catalog:
     def defaults(self) -> list[ModelEntry]:
         return [e for e in self if e.default]
 
+    def default_for(self, kind: Kind, flag: str) -> str:
+        """The id of the catalog's default model of a kind; `flag` names the option that picks another."""
+        found = next((e.id for e in self if e.kind is kind and e.default), None)
+        if found is None:
+            raise CatalogError(f"The catalog names no default {kind.value}: choose one with {flag} ID")
+        return found
+
     def with_requirements(self, model_ids: Iterable[str]) -> list[ModelEntry]:
         """The given models and, transitively, every model they require, without duplicates."""
         ordered: dict[str, ModelEntry] = {}

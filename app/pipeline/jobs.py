@@ -109,13 +109,6 @@ def _check_paths(job: SwapJob) -> Literal["image", "video"]:
     return kind
 
 
-def default_detector(runtime: InferenceRuntime) -> str:
-    defaults = [e.id for e in runtime.store.catalog if e.kind is Kind.DETECTOR and e.default]
-    if not defaults:
-        raise DoppelError("The catalog names no default detector: pass --detector ID")
-    return defaults[0]
-
-
 class _Job:
     """One run of a SwapJob: the models, the identity and the running totals."""
 
@@ -123,11 +116,15 @@ class _Job:
         self.job = job
         self.timer = timer
         self.device = frame_device(runtime)
-        detector = FaceDetector(runtime, job.detector or default_detector(runtime), job.detection)
+        detector = FaceDetector(
+            runtime,
+            job.detector or runtime.store.catalog.default_for(Kind.DETECTOR, "--detector"),
+            job.detection,
+        )
+        source = _source(runtime, job, detector, self.device)
         self.swapper = FrameSwapper(
-            runtime, detector, job.processing, _source(runtime, job, detector, self.device), job.selection,
-            watermark=job.watermark,
-        )  # fmt: skip
+            runtime, detector, job.processing, source, job.selection, watermark=job.watermark
+        )
         self.analyser = ContentAnalyser(runtime, job.analysers) if job.analysers else None
         models = [*self.swapper.models(), *job.analysers]
         self.label = SyntheticLabel(models=tuple(dict.fromkeys(models)), watermark=job.watermark is not None)
@@ -207,10 +204,17 @@ def _swap_video(
     with open_video(job.target) as source:
         every = max(1, round(float(source.fps) * CONTENT_CHECK_SECONDS))
         writer = VideoWriter(
-            job.output, source.width, source.height, source.fps, source.time_base, job.codec, job.crf,
-            audio_from=job.target if job.audio and source.has_audio else None, label=state.label,
+            job.output,
+            source.width,
+            source.height,
+            source.fps,
+            source.time_base,
+            job.codec,
+            job.crf,
+            audio_from=job.target if job.audio and source.has_audio else None,
+            label=state.label,
             hardware=job.hardware_encoder,
-        )  # fmt: skip
+        )
         with writer:
             report.encoder, report.encoder_fallback = writer.encoder_name, writer.fallback_reason
             for decoded in _timed(source.frames(), state.timer, "decode"):

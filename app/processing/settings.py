@@ -6,7 +6,7 @@ Percentages are 0..100 as the GUI shows them; strengths and blends are 0..1.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,40 +17,7 @@ class ProcessingSettingsError(DoppelError):
     """Settings that are valid on their own but not for the chosen model (a pixel boost it cannot tile)."""
 
 
-# CelebAMask-HQ classes a face parser labels (BiSeNet); the regions users can keep.
-PARSER_CLASSES = (
-    "background",
-    "skin",
-    "left_brow",
-    "right_brow",
-    "left_eye",
-    "right_eye",
-    "glasses",
-    "left_ear",
-    "right_ear",
-    "earring",
-    "nose",
-    "mouth",
-    "upper_lip",
-    "lower_lip",
-    "neck",
-    "necklace",
-    "cloth",
-    "hair",
-    "hat",
-)
-FACE_REGIONS = (
-    "skin",
-    "left_brow",
-    "right_brow",
-    "left_eye",
-    "right_eye",
-    "glasses",
-    "nose",
-    "mouth",
-    "upper_lip",
-    "lower_lip",
-)
+# CelebAMask-HQ classes a face parser labels (BiSeNet), in its output order; the regions users can keep.
 ParserRegion = Literal[
     "background",
     "skin",
@@ -72,6 +39,19 @@ ParserRegion = Literal[
     "hair",
     "hat",
 ]
+PARSER_CLASSES: tuple[str, ...] = get_args(ParserRegion)
+FACE_REGIONS: tuple[ParserRegion, ...] = (
+    "skin",
+    "left_brow",
+    "right_brow",
+    "left_eye",
+    "right_eye",
+    "glasses",
+    "nose",
+    "mouth",
+    "upper_lip",
+    "lower_lip",
+)
 
 
 class _Frozen(BaseModel):
@@ -105,7 +85,7 @@ class MaskSettings(_Frozen):
     occluder: str | None = None  # an occluder model id: hands, hair, glasses in front of the face stay
     xseg: str | None = None  # an XSeg model id: the DeepFaceLab face segmentation
     parser: str | None = None  # a face-parser model id; keeps `regions` only
-    regions: tuple[ParserRegion, ...] = FACE_REGIONS  # type: ignore[assignment]
+    regions: tuple[ParserRegion, ...] = FACE_REGIONS
 
 
 class ColourSettings(_Frozen):

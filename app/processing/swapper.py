@@ -32,18 +32,11 @@ FAMILIES: dict[str, SwapperFamily] = {
 }
 
 
-def default_swapper(runtime: InferenceRuntime) -> str:
-    defaults = [e.id for e in runtime.store.catalog if e.kind is Kind.SWAPPER and e.default]
-    if not defaults:
-        raise CatalogError("The catalog names no default swapper: choose one with --swapper ID")
-    return defaults[0]
-
-
 class Swapper:
     def __init__(self, runtime: InferenceRuntime, settings: SwapSettings) -> None:
         self.runtime = runtime
         self.settings = settings
-        model_id = settings.swapper or default_swapper(runtime)
+        model_id = settings.swapper or runtime.store.catalog.default_for(Kind.SWAPPER, "--swapper")
         self.entry = entry = runtime.store.catalog.get(model_id)
         family = FAMILIES.get(entry.family)
         if entry.kind is not Kind.SWAPPER or family is None:
