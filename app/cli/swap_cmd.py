@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +228,7 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
         )
         bar = _Bar(not args.json and sys.stderr.isatty(), args.target.name)
         try:
-            report = run_swap(runtime, job, progress=bar, cancel=threading.Event(), profile=args.profile)
+            report = run_swap(runtime, job, progress=bar, profile=args.profile)
         finally:
             bar.bar.close()
     finally:

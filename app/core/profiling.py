@@ -35,6 +35,3 @@ class StageTimer:
 
     def mean_ms(self) -> dict[str, float]:
         return {name: total / self.counts[name] for name, total in self.totals.items()}
-
-
-NULL_TIMER = StageTimer()  # for callers that do not profile: adds up, nobody reads it

@@ -19,7 +19,6 @@ from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.pipeline.sources import SourceIdentity
 from app.processing.compositor import FaceComposite, FaceCompositor
-from app.processing.settings import ProcessingSettings
 from app.processing.watermark import apply_watermark
 
 
@@ -35,7 +34,7 @@ class FrameSwapper:
         self,
         runtime: InferenceRuntime,
         detector: FaceDetector,
-        processing: ProcessingSettings,
+        compositor: FaceCompositor,
         source: SourceIdentity,
         selection: SelectionSettings | None = None,
         references: Sequence[Identity] = (),
@@ -43,7 +42,7 @@ class FrameSwapper:
     ) -> None:
         self.runtime = runtime
         self.detector = detector
-        self.compositor = FaceCompositor(runtime, processing)
+        self.compositor = compositor
         self.selection = selection or SelectionSettings(SelectionMode.MANY)
         self.references = list(references)
         self.watermark = watermark

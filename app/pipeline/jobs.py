@@ -28,16 +28,16 @@ from app.inference.runtime import InferenceRuntime
 from app.media.atomic import check_folder
 from app.media.errors import MediaWriteError
 from app.media.image_writer import IMAGE_SUFFIXES, write_image
-from app.media.images import load_image
+from app.media.images import ImageReadError, load_image
 from app.media.labels import SyntheticLabel
 from app.media.video import DecodedFrame, open_video
 from app.media.video_writer import VIDEO_SUFFIXES, VideoCodec, VideoWriter
 from app.models.catalog import Kind
 from app.pipeline.frame_swap import FrameSwapper, frame_device
-from app.pipeline.sources import NoFaceError, SourceIdentity, load_sources
+from app.pipeline.sources import NoFaceError, load_sources
+from app.processing.compositor import FaceCompositor
 from app.processing.content import ContentAnalyser, ContentBlockedError
 from app.processing.settings import ProcessingSettings
-from app.processing.swapper import Swapper
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def is_image(path: Path) -> bool:
 def _check_paths(job: SwapJob) -> Literal["image", "video"]:
     for source in job.sources:
         if not source.is_file():
-            raise NoFaceError(f"Source image {source} does not exist")
+            raise ImageReadError(f"Source image {source} does not exist")
     if not job.target.is_file():
         raise DoppelError(f"Target {job.target} does not exist")
     kind: Literal["image", "video"] = "image" if is_image(job.target) else "video"
@@ -121,9 +121,11 @@ class _Job:
             job.detector or runtime.store.catalog.default_for(Kind.DETECTOR, "--detector"),
             job.detection,
         )
-        source = _source(runtime, job, detector, self.device)
+        compositor = FaceCompositor(runtime, job.processing)
+        recogniser = Recogniser(runtime, compositor.swapper.recogniser_id)
+        source = load_sources(job.sources, detector, recogniser, self.device)
         self.swapper = FrameSwapper(
-            runtime, detector, job.processing, source, job.selection, watermark=job.watermark
+            runtime, detector, compositor, source, job.selection, watermark=job.watermark
         )
         self.analyser = ContentAnalyser(runtime, job.analysers) if job.analysers else None
         models = [*self.swapper.models(), *job.analysers]
@@ -144,14 +146,6 @@ class _Job:
                     "nothing was written"
                 )
         return result.frame
-
-
-def _source(
-    runtime: InferenceRuntime, job: SwapJob, detector: FaceDetector, device: torch.device
-) -> SourceIdentity:
-    """The source photos embedded by the recogniser the chosen swapper reads."""
-    recogniser_id = Swapper(runtime, job.processing.swap).recogniser_id
-    return load_sources(job.sources, detector, Recogniser(runtime, recogniser_id), device)
 
 
 def run_swap(

@@ -7,6 +7,7 @@ Only the FaceDetector (detector.py) runs the session in between.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,7 +46,7 @@ class DetectorFamily(Protocol):
     ) -> RawDetections: ...
 
 
-class LetterboxedFamily:
+class LetterboxedFamily(ABC):
     """What every detector family shares: the catalog's output count checked once, the frame letterboxed
     and normalised, and the decoded canvas points mapped back to the frame. A family only says how many
     outputs it reads (`OUTPUTS`, 0 for any) and how to `decode` one image's outputs in canvas pixels."""
@@ -63,10 +64,11 @@ class LetterboxedFamily:
     def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
         return normalised_canvas(self.entry, frame, size)
 
+    @abstractmethod
     def decode(
         self, outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold: float
     ) -> RawDetections:
-        raise NotImplementedError
+        """One image's outputs → boxes, scores and keypoints in canvas pixels, above the threshold."""
 
     def normalize(self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float) -> RawDetections:
         found = self.decode(outputs, box.size, score_threshold)

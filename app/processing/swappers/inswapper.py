@@ -7,6 +7,8 @@ inswapper's (its catalog entry requires inswapper_128_fp16), as VisoMaster-Fusio
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -21,15 +23,23 @@ from app.processing.swappers.base import SwapperBase
 EMAP_NAME = "emap"
 
 
-def emap(runtime: InferenceRuntime, model_id: str, width: int) -> torch.Tensor:
+def emap(runtime: InferenceRuntime, model_id: str, width: int, device: torch.device) -> torch.Tensor:
     path = runtime.model_file(model_id).path
+    stat = path.stat()
+    return _emap_on(path, stat.st_size, stat.st_mtime_ns, width, device)
+
+
+@lru_cache(maxsize=8)
+def _emap_on(path: Path, size: int, mtime_ns: int, width: int, device: torch.device) -> torch.Tensor:
+    """The emap on `device`, read and uploaded once per file version: a strength below 1 needs it for
+    every face of every frame."""
     matrix = torch.from_numpy(last_initializer(path, EMAP_NAME))
     if tuple(matrix.shape) != (width, width):
         raise ModelFormatError(
             f"{path}: the last initializer should be the {width}x{width} emap matrix, "
             f"found {list(matrix.shape)}"
         )
-    return matrix
+    return matrix.to(device)
 
 
 class Inswapper(SwapperBase):
@@ -47,7 +57,7 @@ class Inswapper(SwapperBase):
 
     def latent(self, entry: ModelEntry, runtime: InferenceRuntime, embedding: torch.Tensor) -> torch.Tensor:
         normed = unit(embedding.float()).reshape(1, -1)
-        matrix = emap(runtime, self.emap_model(entry, runtime), normed.shape[1]).to(normed.device)
+        matrix = emap(runtime, self.emap_model(entry, runtime), normed.shape[1], normed.device)
         return unit(normed @ matrix)
 
 
