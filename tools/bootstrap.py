@@ -78,12 +78,27 @@ def ensure_environment(variant: str, dev: bool) -> None:
     if installed in ((with_dev,) if dev else (fingerprint, with_dev)):
         log(f"environment up to date ({variant}{' + dev tools' if dev else ''})")
         return
+    _remove_replaced_packages()
     for path in files:
         log(f"installing {path.name}")
         command = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(path)]
         if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
             raise SystemExit(f"[bootstrap] pip could not install {path.name}; see the messages above")
     STAMP.write_text(with_dev if dev else fingerprint)
+
+
+# Packages an older install had that now clash with a replacement (both provide the `cv2` module; the
+# contrib build adds the CSRT/KCF trackers).
+REPLACED = ("opencv-python-headless", "opencv-python")
+
+
+def _remove_replaced_packages() -> None:
+    python = str(venv_python())
+    for name in REPLACED:
+        present = subprocess.run([python, "-m", "pip", "show", "-q", name], capture_output=True, check=False)
+        if present.returncode == 0:
+            log(f"removing {name} (replaced by opencv-contrib-python-headless)")
+            subprocess.run([python, "-m", "pip", "uninstall", "-y", "-q", name], cwd=ROOT, check=False)
 
 
 def run_checks() -> int:

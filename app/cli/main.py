@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app import __version__
-from app.cli import detect_cmd, models_cmd, runtime_cmd, swap_cmd
+from app.cli import (
+    bench_cmd,
+    detect_cmd,
+    live_cmd,
+    models_cmd,
+    presets_cmd,
+    queue_cmd,
+    runtime_cmd,
+    swap_cmd,
+)
 from app.core.errors import DoppelError
 from app.models.context import build_context
 
@@ -51,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     runtime_cmd.add_parsers(commands, common)
     detect_cmd.add_parser(commands, common)
     swap_cmd.add_parser(commands, common)
+    presets_cmd.add_parser(commands, common)
+    live_cmd.add_parser(commands, common)
+    bench_cmd.add_parser(commands, common)
+    queue_cmd.add_parser(commands, common)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,18 @@ from tqdm import tqdm
 from app.cli.models_cmd import UsageError
 from app.cli.output import say, say_json, table
 from app.core.errors import DoppelError
-from app.faces.detector import DetectionSettings
 from app.faces.selection import SelectionMode, SelectionSettings
 from app.inference.providers import HINTS
 from app.inference.runtime import InferenceRuntime
 from app.models.context import AppContext
-from app.pipeline.jobs import JobReport, SwapJob, run_swap
-from app.pipeline.presets import Preset, preset_settings
+from app.pipeline.job_queue import JobQueue
+from app.pipeline.jobs import EngineOptions, JobReport, SwapJob, run_swap
+from app.pipeline.presets import Preset, UserPresets, preset_pipeline
+from app.pipeline.settings import AnalysisSettings, PipelineSettings, read_settings_file
 from app.processing.content import default_analysers
 from app.processing.settings import FACE_REGIONS, PARSER_CLASSES, ProcessingSettings
 from app.processing.watermark import DEFAULT_TEXT
+from app.tracking.stabiliser import StabiliserLevel
 
 MASK_PARTS = ("box", "occluder", "xseg", "parser")
 DEFAULT_MASK_MODELS = {"occluder": "occluder", "xseg": "xseg", "parser": "faceparser_resnet34"}
@@ -51,20 +54,69 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="OUTPUT",
         help="image (.png .jpg .webp .tif) or video (.mp4 .mov .mkv) to write",
     )
-    models = swap.add_argument_group("models")
+    add_look_options(swap)
+    engine = swap.add_argument_group("engine (videos)")
+    engine.add_argument("--workers", type=int, metavar="N", help="swap workers (0: automatic)")
+    engine.add_argument("--queue", type=int, metavar="N", help="frames decoded ahead, 16..64 (32)")
+    engine.add_argument("--segment-frames", type=int, metavar="N", help="frames per resumable segment (240)")
+    engine.add_argument(
+        "--batch", type=int, metavar="N", help="frames per model call where models take a batch (auto)"
+    )
+    engine.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
+    engine.add_argument("--software-decoder", action="store_true", help="never use NVDEC")
+    engine.add_argument(
+        "--enqueue", action="store_true", help="add the job to the export queue instead (`queue run`)"
+    )
+    out = swap.add_argument_group("output")
+    out.add_argument(
+        "--watermark",
+        nargs="?",
+        const=DEFAULT_TEXT,
+        metavar="TEXT",
+        help=f"stamp a visible watermark ('{DEFAULT_TEXT}' when no text is given)",
+    )
+    out.add_argument(
+        "--content-check",
+        action="store_true",
+        help="block the output when the installed NSFW analysers agree it is explicit",
+    )
+    out.add_argument(
+        "--analysers",
+        nargs="+",
+        metavar="ID",
+        help="content analyser models to vote (implies --content-check; default: every installed one)",
+    )
+    out.add_argument("--no-audio", action="store_true", help="leave the target's audio out")
+    out.add_argument("--codec", choices=["h264", "hevc"], default="h264", help="video codec (h264)")
+    out.add_argument("--crf", type=int, default=18, help="video quality, lower is better (18)")
+    out.add_argument("--software-encoder", action="store_true", help="never use NVENC")
+    out.add_argument(
+        "--profile",
+        action="store_true",
+        help="time each stage (waits for the GPU per stage); writes OUTPUT.profile.csv and .json",
+    )
+    swap.set_defaults(handler=swap_faces)
+
+
+def add_look_options(parser: argparse.ArgumentParser) -> None:
+    """The options that make PipelineSettings (preset, models, look, faces, tracking), shared with
+    `live`; `build_settings` reads them back."""
+    models = parser.add_argument_group("models")
     models.add_argument(
         "--preset",
         choices=[p.value for p in Preset],
         default="fast",
         help="starting point for the settings below (fast)",
     )
+    models.add_argument("--user-preset", metavar="NAME", help="start from a preset saved with `presets save`")
+    models.add_argument("--settings", type=Path, metavar="FILE", help="start from a settings JSON file")
     models.add_argument("--swapper", metavar="ID", help="swapper model (default: the catalog's default)")
     models.add_argument("--restorer", metavar="ID|none", help="face restorer, or none")
     models.add_argument("--restore-blend", type=float, metavar="0..1", help="how much restoration shows")
     models.add_argument("--fidelity", type=float, metavar="0..1", help="CodeFormer fidelity weight")
     models.add_argument("--detector", metavar="ID", help="face detector (default: the catalog's default)")
     models.add_argument("--providers", choices=HINTS, help="where the provider chain starts (auto)")
-    look = swap.add_argument_group("swap and composite")
+    look = parser.add_argument_group("swap and composite")
     look.add_argument("--strength", type=float, metavar="0..1", help="identity strength (1)")
     look.add_argument("--passes", type=int, metavar="N", help="swapper passes, 1..4 (1)")
     look.add_argument(
@@ -93,38 +145,22 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     look.add_argument("--colour", type=float, metavar="0..1", help="colour transfer strength (0: off)")
     look.add_argument("--edge-smoothing", type=float, metavar="%", help="guided-filter edge smoothing")
-    faces = swap.add_argument_group("faces")
-    faces.add_argument(
-        "--faces", choices=["many", "one"], default="many", help="swap every face, or the largest"
+    faces = parser.add_argument_group("faces")
+    faces.add_argument("--faces", choices=["many", "one"], help="swap every face, or the largest (many)")
+    faces.add_argument("--score", type=float, help="minimum detection score (preset: 0.4-0.6)")
+    faces.add_argument("--nms", type=float, help="NMS IoU threshold (0.4)")
+    faces.add_argument("--rotation", choices=["off", "auto"], help="find rotated faces too (preset)")
+    faces.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per frame (0: all)")
+    faces.add_argument("--detector-size", type=int, metavar="PX", help="detector input side, 160..640")
+    faces.add_argument("--landmarker", metavar="ID|auto|none", help="dense landmark model (preset)")
+    track = parser.add_argument_group("tracking and stabilisation (videos)")
+    track.add_argument(
+        "--track-interval", type=int, metavar="N", help="detect every N frames, track between (preset)"
     )
-    faces.add_argument("--score", type=float, default=0.5, help="minimum detection score (0.5)")
-    faces.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold (0.4)")
-    faces.add_argument("--rotation", choices=["off", "auto"], default="off", help="find rotated faces too")
-    out = swap.add_argument_group("output")
-    out.add_argument(
-        "--watermark",
-        nargs="?",
-        const=DEFAULT_TEXT,
-        metavar="TEXT",
-        help=f"stamp a visible watermark ('{DEFAULT_TEXT}' when no text is given)",
+    track.add_argument("--no-tracking", action="store_true", help="detect on every frame, no tracks")
+    track.add_argument(
+        "--stabilise", choices=[level.value for level in StabiliserLevel], help="landmark smoothing (preset)"
     )
-    out.add_argument(
-        "--content-check",
-        action="store_true",
-        help="block the output when the installed NSFW analysers agree it is explicit",
-    )
-    out.add_argument(
-        "--analysers",
-        nargs="+",
-        metavar="ID",
-        help="content analyser models to vote (implies --content-check; default: every installed one)",
-    )
-    out.add_argument("--no-audio", action="store_true", help="leave the target's audio out")
-    out.add_argument("--codec", choices=["h264", "hevc"], default="h264", help="video codec (h264)")
-    out.add_argument("--crf", type=int, default=18, help="video quality, lower is better (18)")
-    out.add_argument("--software-encoder", action="store_true", help="never use NVENC")
-    out.add_argument("--profile", action="store_true", help="time each stage (waits for the GPU per stage)")
-    swap.set_defaults(handler=swap_faces)
 
 
 def _mask_update(parts: list[str] | None) -> dict[str, Any]:
@@ -146,32 +182,83 @@ def _given(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def build_settings(
-    args: argparse.Namespace, runtime: InferenceRuntime
-) -> tuple[ProcessingSettings, list[str]]:
-    """The preset, then every flag the user gave on top of it (validated by the settings models)."""
-    base, notes = preset_settings(Preset(args.preset), lambda i: _installed(runtime, i), args.swapper)
-    restorer = None if args.restorer == "none" else args.restorer
-    swap = base.swap.model_validate(
-        {
-            **base.swap.model_dump(),
-            **_given(strength=args.strength, passes=args.passes, pixel_boost=args.pixel_boost),
-        }
+def _base_settings(args: argparse.Namespace, runtime: InferenceRuntime) -> tuple[PipelineSettings, list[str]]:
+    if args.settings is not None:
+        return read_settings_file(args.settings), []
+    if args.user_preset is not None:
+        return UserPresets().load(args.user_preset), []
+    return preset_pipeline(Preset(args.preset), lambda i: _installed(runtime, i), args.swapper)
+
+
+def _merged(model: Any, update: dict[str, Any]) -> Any:
+    return model.model_validate({**model.model_dump(), **update})
+
+
+def build_settings(args: argparse.Namespace, runtime: InferenceRuntime) -> tuple[PipelineSettings, list[str]]:
+    """The preset (or user preset, or settings file), then every flag the user gave on top of it
+    (validated by the settings models)."""
+    base, notes = _base_settings(args, runtime)
+    processing = base.processing
+    swap = _merged(
+        processing.swap,
+        _given(
+            swapper=args.swapper, strength=args.strength, passes=args.passes, pixel_boost=args.pixel_boost
+        ),
     )
     restore_update = _given(blend=args.restore_blend, fidelity=args.fidelity)
     if args.restorer is not None:
-        restore_update["restorer"] = restorer
-    restore = base.restore.model_validate({**base.restore.model_dump(), **restore_update})
+        restore_update["restorer"] = None if args.restorer == "none" else args.restorer
     mask_update = {
         **_mask_update(args.mask),
         **_given(feather=args.feather, padding=args.padding, regions=args.regions),
     }
-    mask = base.mask.model_validate({**base.mask.model_dump(), **mask_update})
-    colour = base.colour.model_validate({**base.colour.model_dump(), **_given(strength=args.colour)})
-    blend = base.blend.model_validate(
-        {**base.blend.model_dump(), **_given(edge_smoothing=args.edge_smoothing)}
+    processing = ProcessingSettings(
+        swap=swap,
+        restore=_merged(processing.restore, restore_update),
+        mask=_merged(processing.mask, mask_update),
+        colour=_merged(processing.colour, _given(strength=args.colour)),
+        blend=_merged(processing.blend, _given(edge_smoothing=args.edge_smoothing)),
     )
-    return ProcessingSettings(swap=swap, restore=restore, mask=mask, colour=colour, blend=blend), notes
+    analysis = base.analysis
+    detection = dataclasses.replace(
+        analysis.detection,
+        **_given(
+            score=args.score,
+            nms=args.nms,
+            rotation=args.rotation,
+            max_faces=args.max_faces,
+            size=args.detector_size,
+        ),
+    )
+    landmarker = analysis.landmarker
+    if args.landmarker is not None:
+        landmarker = None if args.landmarker == "none" else args.landmarker
+    selection = SelectionSettings(SelectionMode(args.faces)) if args.faces else analysis.selection
+    analysis = AnalysisSettings(
+        detector=args.detector or analysis.detector,
+        detection=detection,
+        landmarker=landmarker,
+        selection=selection,
+    )
+    tracking_update = _given(interval=args.track_interval, stabiliser=args.stabilise)
+    if args.no_tracking:
+        tracking_update["enabled"] = False
+    settings = PipelineSettings(
+        analysis=analysis,
+        tracking=_merged(base.tracking, tracking_update),
+        processing=processing,
+    )
+    return settings, notes
+
+
+def _engine_options(args: argparse.Namespace) -> EngineOptions:
+    return EngineOptions(
+        **_given(
+            workers=args.workers, queue=args.queue, segment_frames=args.segment_frames, batch=args.batch
+        ),
+        resume=not args.no_resume,
+        hardware_decode=not args.software_decoder,
+    )
 
 
 def _installed(runtime: InferenceRuntime, model_id: str) -> bool:
@@ -197,10 +284,12 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
     runtime = InferenceRuntime(ctx.store, inference)
     try:
         try:
-            processing, notes = build_settings(args, runtime)
+            settings, notes = build_settings(args, runtime)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise UsageError(f"swap: {problems}") from None
+        except ValueError as exc:  # a dataclass's own check (detection settings)
+            raise UsageError(f"swap: {exc}") from None
         analysers: tuple[str, ...] = ()
         if args.analysers:
             analysers = tuple(args.analysers)
@@ -215,10 +304,8 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
             sources=tuple(args.source),
             target=args.target,
             output=args.output,
-            processing=processing,
-            detector=args.detector,
-            detection=DetectionSettings(score=args.score, nms=args.nms, rotation=args.rotation),
-            selection=SelectionSettings(SelectionMode(args.faces)),
+            settings=settings,
+            engine=_engine_options(args),
             watermark=args.watermark,
             analysers=analysers,
             audio=not args.no_audio,
@@ -226,6 +313,19 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
             crf=args.crf,
             hardware_encoder=not args.software_encoder,
         )
+        if args.enqueue:
+            absolute = dataclasses.replace(  # the queue may be run from another folder
+                job,
+                sources=tuple(s.resolve() for s in job.sources),
+                target=job.target.resolve(),
+                output=job.output.resolve(),
+            )
+            job_id = JobQueue(runtime).add(absolute)
+            if args.json:
+                say_json({"queued": job_id})
+            else:
+                say(f"Queued {job_id}: {args.target} → {args.output} (`python main.py queue run`)")
+            return 0
         bar = _Bar(not args.json and sys.stderr.isatty(), args.target.name)
         try:
             report = run_swap(runtime, job, progress=bar, profile=args.profile)
@@ -253,7 +353,13 @@ def _print_report(report: JobReport, as_json: bool) -> None:
                 "encoder": report.encoder,
                 "encoder_fallback": report.encoder_fallback,
                 "models": list(report.models),
+                "decoder": report.decoder,
+                "workers": report.workers,
+                "batch": report.batch,
+                "resumed_from": report.resumed_from,
+                "tracking": report.tracking,
                 "stage_ms": {k: round(v, 3) for k, v in report.stage_ms.items()},
+                "profile": [str(p) for p in report.profile],
                 "notes": report.notes,
             }
         )
@@ -265,7 +371,11 @@ def _print_report(report: JobReport, as_json: bool) -> None:
     if report.encoder:
         fallback = f" (not NVENC: {report.encoder_fallback})" if report.encoder_fallback else ""
         say(f"Encoder: {report.encoder}{fallback}")
+    if report.resumed_from:
+        say(f"Resumed at frame {report.resumed_from} (the frames before it were kept from the last run)")
     if report.stage_ms:
         table([[k, f"{v:.2f}"] for k, v in report.stage_ms.items()], header=["stage", "ms per call"])
+    for path in report.profile:
+        say(f"Profile: {path}")
     for note in report.notes:
         say(f"note: {note}")

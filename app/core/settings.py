@@ -67,6 +67,16 @@ class InferenceSettings(BaseModel):
     tensorrt: TensorRTSettings = Field(default_factory=TensorRTSettings)
 
 
+class TelemetrySettings(BaseModel):
+    """Opt-in local telemetry (app/core/telemetry.py): latency, fallback, tracker-loss and job events
+    appended to a JSON-lines file in the user's data folder. Off unless the user turns it on; nothing
+    is ever sent anywhere."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    max_file_mb: float = Field(default=5.0, gt=0, le=1024)  # then rotated, keeping one older file
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = SETTINGS_VERSION
@@ -74,6 +84,7 @@ class Settings(BaseModel):
     extra_catalogs: list[Path] = Field(default_factory=list)
     download: DownloadSettings = Field(default_factory=DownloadSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
 
 def settings_path() -> Path:

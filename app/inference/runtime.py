@@ -16,11 +16,13 @@ import torch
 
 from app.core.paths import cache_dir
 from app.core.settings import InferenceSettings
+from app.core.telemetry import get_telemetry
+from app.inference.calls import CallLog
 from app.inference.cuda_graphs import MATRIX_FILE, GraphMatrix, ProbeResult, key_for, probe
 from app.inference.device import DeviceFacts, device_facts
 from app.inference.discovery import ProviderStatus, discover
 from app.inference.errors import ModelInputError, ModelNotReadyError
-from app.inference.fallbacks import FALLBACK_FILE, FallbackLog
+from app.inference.fallbacks import FALLBACK_FILE, FallbackEvent, FallbackLog
 from app.inference.faults import FaultPlan
 from app.inference.loaded_model import LoadSpec, ModelFile, Tensors
 from app.inference.pool import PoolLimits, SessionKey, SessionPool
@@ -66,6 +68,8 @@ class InferenceRuntime:
         self.disabled = DisabledProviders()
         self.graphs = GraphMatrix(self.cache_root / MATRIX_FILE)
         self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
+        self.call_log: CallLog | None = None  # attach one to count model calls (the benchmark does)
+        self.fallbacks.subscribe(_report_fallback)  # to the opt-in local telemetry (a no-op when off)
 
     # -- choices ---------------------------------------------------------------------------------
 
@@ -160,6 +164,8 @@ class InferenceRuntime:
             yield session
 
     def run(self, model_id: str, feeds: Mapping[str, torch.Tensor], provider: str | None = None) -> Tensors:
+        if self.call_log is not None:
+            self.call_log.record(model_id, feeds)
         with self.session(model_id, provider) as session:
             return session.run(feeds)
 
@@ -171,7 +177,10 @@ class InferenceRuntime:
                 raise ModelInputError(
                     f"'{model_id}' takes {len(session.input_names)} input(s), {len(tensors)} were given"
                 )
-            outputs = session.run(dict(zip(session.input_names, tensors, strict=True)))
+            feeds = dict(zip(session.input_names, tensors, strict=True))
+            if self.call_log is not None:
+                self.call_log.record(model_id, feeds)
+            outputs = session.run(feeds)
             return [outputs[name] for name in session.output_names]
 
     def probe_cuda_graphs(self, model_id: str, provider: Provider = Provider.CUDA) -> ProbeResult:
@@ -185,3 +194,8 @@ class InferenceRuntime:
 
     def close(self) -> None:
         self.pool.clear()
+
+
+def _report_fallback(event: FallbackEvent) -> None:
+    target = event.target.label if event.target else None
+    get_telemetry().fallback(event.model_id, event.source.label, target, event.reason, phase=event.phase)

@@ -18,3 +18,7 @@ class ImageReadError(MediaReadError):
 
 class MediaWriteError(DoppelError):
     """An image or video cannot be written: bad folder, unsupported format, bad frame, encoder failure."""
+
+
+class VirtualCameraError(MediaWriteError):
+    """No virtual camera device to send to (the message says what to install), or it refused a frame."""

@@ -1,6 +1,6 @@
-"""Reading videos with PyAV: frames come out as upright uint8 [H, W, 3] RGB CPU tensors with their
-timestamps, so the writer (app.media.video_writer, `VideoWriter` re-exported here) can keep the source's
-timing and frame rate.
+"""Reading videos with PyAV: frames come out as upright uint8 [H, W, 3] RGB tensors (CPU unless a CUDA
+device is asked for) with their timestamps, so the writer (app.media.video_writer, `VideoWriter`
+re-exported here) can keep the source's timing and frame rate.
 
 Rotation: phones store the picture as the sensor saw it and say in the container how to turn it for
 display (a display matrix; older files a "rotate" tag). PyAV 18 exposes the matrix only on decoded
@@ -12,10 +12,20 @@ error part-way raises MediaReadError naming the frame it failed near (frame thre
 packets late). A stream that simply ends before its header's frame count (a truncated download with the
 index up front) is not an error: iteration stops, `frames_decoded` says how many frames came out, and
 `ended_early` is true (and logged), so a caller can warn or refuse as it sees fit.
+
+Hardware decoding (`hardware=True`): NVDEC through PyAV's CUDA hwaccel when this FFmpeg build has it
+and a CUDA device opens, else software decoding with the reason logged and kept in
+`hardware_fallback_reason`; `decoder` says which one runs ("nvdec" or "software"). NVDEC is seen
+working only once a frame comes out of it: FFmpeg quietly decodes streams it declines (profiles,
+formats) in software. With a CUDA `device`, frames are converted to RGB on the GPU (app.media.yuv):
+NVDEC frames never leave it, software frames are uploaded as YUV (half of RGB's bytes). That GPU work
+goes on the caller's current CUDA stream. NVDEC without a CUDA `device` downloads frames to the host,
+where swscale converts them as it does software frames.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -23,11 +33,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
 import torch
+from av.codec.hwaccel import HWAccel, hwdevices_available
 from av.container import InputContainer
 from av.packet import Packet
 from av.video.frame import VideoFrame
@@ -35,6 +46,7 @@ from av.video.stream import VideoStream
 
 from app.media.errors import MediaReadError
 from app.media.video_writer import VIDEO_SUFFIXES, VideoWriter
+from app.media.yuv import GpuFrameConverter
 
 __all__ = ["VIDEO_SUFFIXES", "DecodedFrame", "VideoSource", "VideoWriter", "open_video"]
 
@@ -49,29 +61,35 @@ class DecodedFrame:
     index: int  # 0-based position in the stream (after a seek: derived from the timestamp)
     pts: int | None  # in the stream's time_base; pass it to VideoWriter.write to keep the timing
     time_s: float
-    image: torch.Tensor  # uint8 [H, W, 3] RGB, CPU, contiguous, rotated upright
+    image: torch.Tensor  # uint8 [H, W, 3] RGB, contiguous, rotated upright, on the source's device
 
 
-def open_video(path: Path) -> VideoSource:
-    """Open a video for reading (use as a context manager). MediaReadError names the file."""
-    return VideoSource(path)
+def open_video(path: Path, hardware: bool = False, device: torch.device | str = "cpu") -> VideoSource:
+    """Open a video for reading (use as a context manager). MediaReadError names the file.
+    `hardware` asks for NVDEC (falling back to software); `device` is where frames are handed out."""
+    return VideoSource(path, hardware=hardware, device=device)
 
 
 class VideoSource:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hardware: bool = False, device: torch.device | str = "cpu") -> None:
         self.path = path
+        self.device = resolve_device(device)
+        self.decoder = "software"  # or "nvdec", once a frame came out of it
+        self.hardware_fallback_reason: str | None = None
         if not path.exists():
             raise MediaReadError(f"Video {path} does not exist")
         if not path.is_file():
             raise MediaReadError(f"Video {path} is not a file")
-        try:
-            self._container: InputContainer = av.open(str(path), "r")
-        except av.error.FFmpegError as exc:
-            raise MediaReadError(f"{path} is not a video PyAV can read: {exc}") from exc
+        self._container: InputContainer = self._open(hardware)
+        self._gpu = GpuFrameConverter(self.device) if self.device.type == "cuda" else None
         try:
             self._stream = self._video_stream()
-            self._stream.codec_context.thread_type = "AUTO"  # frame and slice threads
-            self._stream.codec_context.thread_count = 0  # one per core
+            context = self._stream.codec_context
+            if hardware and not context.is_hwaccel and self.hardware_fallback_reason is None:
+                self._fall_back(f"FFmpeg did not set up CUDA decoding for {context.name}")
+            if not context.is_hwaccel:
+                context.thread_type = "AUTO"  # frame and slice threads
+                context.thread_count = 0  # one per core
             self._raw: Iterator[VideoFrame] = self._decode()
             self._pending: deque[VideoFrame] = deque()
             self._next_index = 0
@@ -82,9 +100,68 @@ class VideoSource:
                 raise MediaReadError(f"{path} has a video stream but not one frame of it could be decoded")
             self._pending.append(first)
             self.rotation = _rotation(first, self._stream)
+            if context.is_hwaccel:
+                if first.format.name == "cuda" or context.pix_fmt == "cuda":
+                    self.decoder = "nvdec"
+                else:
+                    self._fall_back(
+                        f"NVDEC declined this {context.name} stream ({first.format.name}, "
+                        f"{first.width}x{first.height}); FFmpeg decodes it in software"
+                    )
         except BaseException:
             self._container.close()
             raise
+
+    def _open(self, hardware: bool) -> InputContainer:
+        if not hardware:
+            return self._open_plain()
+        on_gpu = self.device.type == "cuda"
+        cuda_index = self.device.index if on_gpu and self.device.index else 0
+        problem = _nvdec_problem(cuda_index)
+        if problem is None:
+            try:
+                return self._open_nvdec(cuda_index) if on_gpu else self._open_nvdec_to_host(cuda_index)
+            except av.error.FFmpegError as exc:
+                problem = f"opening it for CUDA decoding failed ({type(exc).__name__}: {exc})"
+        container = self._open_plain()  # an unreadable file is refused here, not logged as a fallback
+        self._fall_back(problem)
+        return container
+
+    def _open_nvdec(self, cuda_index: int) -> InputContainer:
+        """NVDEC with frames kept on the GPU (read through DLPack), in torch's own CUDA context.
+
+        FFmpeg's usual way, retaining the primary context (primary_ctx=1), fails once torch has
+        activated that context with other scheduling flags ("Primary context already active with
+        incompatible flags", ENOTSUP); so torch's context is made current on this thread (any runtime
+        call that needs one does it) and FFmpeg adopts it (current_ctx=1). One context means the
+        decoder's frame pointers are valid for torch."""
+        options: dict[str, object] = {"primary_ctx": "0", "current_ctx": "1"}
+        with torch.cuda.device(self.device):
+            torch.cuda.current_stream(self.device).query()  # makes torch's context current here
+            hwaccel = HWAccel(
+                "cuda",
+                device=str(cuda_index),
+                allow_software_fallback=True,
+                is_hw_owned=True,
+                options=options,
+            )
+            return av.open(str(self.path), "r", hwaccel=hwaccel)
+
+    def _open_nvdec_to_host(self, cuda_index: int) -> InputContainer:
+        """NVDEC in a CUDA context of FFmpeg's own; PyAV downloads each frame (NV12) to the host."""
+        hwaccel = HWAccel("cuda", device=str(cuda_index), allow_software_fallback=True)
+        return av.open(str(self.path), "r", hwaccel=hwaccel)
+
+    def _open_plain(self) -> InputContainer:
+        try:
+            return av.open(str(self.path), "r")
+        except av.error.FFmpegError as exc:
+            raise MediaReadError(f"{self.path} is not a video PyAV can read: {exc}") from exc
+
+    def _fall_back(self, reason: str) -> None:
+        self.decoder = "software"
+        self.hardware_fallback_reason = reason
+        log.warning("%s: hardware decoding unavailable, decoding in software: %s", self.path, reason)
 
     def _video_stream(self) -> VideoStream:
         for stream in self._container.streams.video:
@@ -146,6 +223,11 @@ class VideoSource:
         if self._stream.frames:
             return int(self._stream.frames)
         return round(self.duration_s * self.fps)
+
+    @property
+    def position(self) -> int:
+        """Index of the frame `frames()` hands out next."""
+        return self._next_index
 
     @property
     def ended_early(self) -> bool:
@@ -216,12 +298,9 @@ class VideoSource:
             )
 
     def _to_decoded(self, frame: VideoFrame, index: int) -> DecodedFrame:
-        options: dict[str, Any] = {"format": "rgb24"}
-        if frame.colorspace == _UNSPECIFIED_COLORSPACE and frame.height >= 720:
-            options["src_colorspace"] = _BT709  # what players assume for untagged HD
-        if frame.color_range:
-            options["src_color_range"] = frame.color_range  # full-range yuv420p exists (phones, x264)
-        rgb = torch.from_numpy(np.ascontiguousarray(frame.to_ndarray(**options)))
+        rgb = self._gpu.convert(frame) if self._gpu is not None else None
+        if rgb is None:
+            rgb = swscale_rgb(frame).to(self.device)
         if self.rotation:
             rgb = torch.rot90(rgb, k=-(self.rotation // 90), dims=(0, 1))  # clockwise
         time_s = float(frame.pts * self.time_base) if frame.pts is not None else float(index / self.fps)
@@ -230,6 +309,8 @@ class VideoSource:
     # ---- lifetime ----------------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self._gpu is not None:
+            self._gpu.release()  # conversions still reading NVDEC frames finish first
         self._container.close()
 
     def __enter__(self) -> VideoSource:
@@ -239,6 +320,42 @@ class VideoSource:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def swscale_rgb(frame: VideoFrame) -> torch.Tensor:
+    """RGB on the CPU through swscale, with the colour rules players follow."""
+    if frame.format.name == "nv12":  # NVDEC's frames: swscale interpolates NV12 chroma, not yuv420p's
+        frame = frame.reformat(format="yuv420p")
+    options: dict[str, Any] = {"format": "rgb24"}
+    if frame.colorspace == _UNSPECIFIED_COLORSPACE and frame.height >= 720:
+        options["src_colorspace"] = _BT709  # what players assume for untagged HD
+    if frame.color_range:
+        options["src_color_range"] = frame.color_range  # full-range yuv420p exists (phones, x264)
+    return torch.from_numpy(np.ascontiguousarray(frame.to_ndarray(**options)))
+
+
+def resolve_device(device: torch.device | str) -> torch.device:
+    """A CUDA device with its index (the current one when none is given), checked to exist."""
+    resolved = torch.device(device)
+    if resolved.type != "cuda":
+        return resolved
+    if not torch.cuda.is_available():
+        raise ValueError(f"Frames cannot go to {resolved}: CUDA is not available")
+    index = cast("int | None", resolved.index)  # typed as int, but None for plain "cuda"
+    return torch.device("cuda", torch.cuda.current_device() if index is None else index)
+
+
+@functools.cache
+def _nvdec_problem(cuda_index: int) -> str | None:
+    """Why NVDEC cannot be used on this CUDA device, or None; found once by creating a CUDA device."""
+    if "cuda" not in hwdevices_available():
+        return "this FFmpeg build has no CUDA hardware device type"
+    try:
+        hwaccel = HWAccel("cuda", device=str(cuda_index), allow_software_fallback=False)
+        av.CodecContext.create("h264", "r", hwaccel=hwaccel)
+    except av.error.FFmpegError as exc:
+        return f"no CUDA device {cuda_index} for decoding ({type(exc).__name__}: {exc})"
+    return None
 
 
 def _rotation(frame: VideoFrame, stream: VideoStream) -> int:

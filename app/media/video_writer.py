@@ -13,6 +13,12 @@ and the synthetic-media label, renamed into place only after a clean finish.
   MP4 (©cmt), MOV and Matroska (COMMENT); "description" only in MP4 and Matroska.
 - Atomic: encoding goes to a `.partial` file beside the target; `close()` renames it. An exception in
   the with-block removes the partial, and a killed process leaves only the partial, never the final name.
+  `fsync=True` also flushes the partial to disk before the rename (resumable exports count on it).
+- Reproducible (`reproducible=True`, for resumable exports, app.media.segments): the same frames give
+  the same bytes. x264 and x265 are deterministic only for a fixed thread layout (x264 threads; x265
+  threads and thread-pool size), so those are pinned to `threads`; and x264's MB-tree is turned off:
+  with MB-tree and B-frames, x264 (core 165) reads uninitialised memory on small frames (320x240 in
+  our tests), so its output changed from one run to the next and with MALLOC_PERTURB_.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from av.video.stream import VideoStream
 from app.media.atomic import AtomicFile
 from app.media.audio import AudioTrack
 from app.media.capabilities import Capability, probe_encoder
+from app.media.durable import fsync_file, fsync_folder
 from app.media.errors import MediaWriteError
 from app.media.labels import VIDEO_LABEL_TAGS, SyntheticLabel
 
@@ -66,6 +73,24 @@ def choose_encoder(codec: VideoCodec, hardware: bool) -> tuple[str, str | None]:
     return software, f"{nvenc} {capability.reason}"
 
 
+def check_settings(
+    path: Path, width: int, height: int, fps: Fraction, time_base: Fraction | None, crf: int
+) -> None:
+    """MediaWriteError naming `path` for settings no encoder takes (shared with the segmented writer,
+    which must refuse them before it creates its work folder)."""
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise MediaWriteError(
+            f"Cannot write {path}: unsupported video suffix '{path.suffix}' "
+            f"(supported: {', '.join(VIDEO_SUFFIXES)})"
+        )
+    if width <= 0 or height <= 0:
+        raise MediaWriteError(f"Cannot write {path}: frame size {width}x{height} is empty")
+    if fps <= 0 or (time_base is not None and time_base <= 0):
+        raise MediaWriteError(f"Cannot write {path}: fps {fps} and time base {time_base} must be > 0")
+    if not 0 <= crf <= 51:
+        raise MediaWriteError(f"Cannot write {path}: crf must be 0..51, got {crf}")
+
+
 class VideoWriter:
     """Encode uint8 [H, W, 3] RGB frames into `path`; use as a context manager (or call `close()`)."""
 
@@ -82,18 +107,12 @@ class VideoWriter:
         label: SyntheticLabel | None = None,
         hardware: bool = True,
         preset: str | None = None,  # encoder preset; None: "medium" (x264/x265), "p5" (NVENC)
+        *,
+        threads: int | None = None,  # encoder threads; None: the encoder's choice (by core count)
+        reproducible: bool = False,  # software encoders: same frames, same bytes (see above)
+        fsync: bool = False,  # flush the file to disk before it is renamed into place
     ) -> None:
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise MediaWriteError(
-                f"Cannot write {path}: unsupported video suffix '{path.suffix}' "
-                f"(supported: {', '.join(VIDEO_SUFFIXES)})"
-            )
-        if width <= 0 or height <= 0:
-            raise MediaWriteError(f"Cannot write {path}: frame size {width}x{height} is empty")
-        if fps <= 0 or (time_base is not None and time_base <= 0):
-            raise MediaWriteError(f"Cannot write {path}: fps {fps} and time base {time_base} must be > 0")
-        if not 0 <= crf <= 51:
-            raise MediaWriteError(f"Cannot write {path}: crf must be 0..51, got {crf}")
+        check_settings(path, width, height, fps, time_base, crf)
         self.path, self.width, self.height = path, width, height
         self.fps = Fraction(fps)
         self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
@@ -106,7 +125,10 @@ class VideoWriter:
                 height,
                 *self.encoded_size,
             )
+        if reproducible and not threads:
+            raise MediaWriteError(f"Cannot write {path}: reproducible encoding needs a fixed thread count")
         self.encoder_name, self.fallback_reason = choose_encoder(codec, hardware)
+        self.threads, self.reproducible, self._fsync = threads, reproducible, fsync
         self.frames_written = 0
         self._last_pts: int | None = None
         self._latest_s = 0.0
@@ -174,6 +196,10 @@ class VideoWriter:
             options = {"preset": preset or "medium", "crf": str(crf)}
             if name == "libx265":
                 options["x265-params"] = "log-level=error"  # x265 prints to stderr itself otherwise
+                if self.reproducible:
+                    options["x265-params"] += f":pools={self.threads}"
+            elif self.reproducible:
+                options["x264-params"] = "mbtree=0"
         stream = self._container.add_stream(name, rate=self.fps, options=options)
         if not isinstance(stream, VideoStream):  # a name from ENCODERS is always a video encoder
             raise MediaWriteError(f"Cannot write {self.path}: {name} is not a video encoder")
@@ -182,6 +208,8 @@ class VideoWriter:
         stream.time_base = self.time_base
         context = stream.codec_context
         context.time_base = self.time_base
+        if self.threads:
+            context.thread_count = self.threads
         context.colorspace = context.color_primaries = context.color_trc = _BT709
         context.color_range = _LIMITED_RANGE
         if name in ("hevc_nvenc", "libx265") and self.path.suffix.lower() in (".mp4", ".mov"):
@@ -268,11 +296,20 @@ class VideoWriter:
             if self.audio is not None:
                 self.audio.finish(self.end_s)
             self._container.close()
+            if self._fsync:
+                fsync_file(self._target.partial)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._abandon()
             self._target.discard()
             raise MediaWriteError(f"Cannot finish {self.path}: {exc}") from exc
         self._target.commit()
+        if self._fsync:
+            try:
+                fsync_folder(self.path.parent)  # the rename too, before anyone relies on the name
+            except OSError as exc:
+                raise MediaWriteError(
+                    f"Cannot flush {self.path.parent} after writing {self.path}: {exc}"
+                ) from exc
         log.info("Wrote %s: %d frames with %s", self.path, self.frames_written, self.encoder_name)
         return self.path
 

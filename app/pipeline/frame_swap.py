@@ -1,6 +1,7 @@
-"""FrameSwapper: one frame in, one frame out — detect, select, composite every chosen face, label.
+"""FrameSwapper: one frame and its chosen faces in, the composited frame out (plus the watermark).
 
-This is the per-frame unit the image job, the video job and (issue 6) the real-time worker pool share.
+The per-frame unit the image job, the export workers, live mode and the preview share; which faces to
+swap comes from the FrameAnalyser, the pipeline's sequential stage.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from dataclasses import dataclass, field
 import torch
 
 from app.core.profiling import StageTimer
-from app.faces.detector import FaceDetector
-from app.faces.identity import Identity
-from app.faces.recogniser import Recogniser
-from app.faces.selection import SelectionMode, SelectionSettings, select
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
+from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.sources import SourceIdentity
-from app.processing.compositor import FaceComposite, FaceCompositor
+from app.processing.compositor import FaceComposite, FaceCompositor, FaceTask
 from app.processing.watermark import apply_watermark
 
 
@@ -30,45 +28,58 @@ class FrameResult:
 
 
 class FrameSwapper:
+    """Composites the chosen faces of a frame into a copy of it: stateless per frame, so any number of
+    workers can share one (each on its own CUDA stream)."""
+
     def __init__(
         self,
-        runtime: InferenceRuntime,
-        detector: FaceDetector,
         compositor: FaceCompositor,
         source: SourceIdentity,
-        selection: SelectionSettings | None = None,
-        references: Sequence[Identity] = (),
         watermark: str | None = None,
     ) -> None:
-        self.runtime = runtime
-        self.detector = detector
         self.compositor = compositor
-        self.selection = selection or SelectionSettings(SelectionMode.MANY)
-        self.references = list(references)
         self.watermark = watermark
         self.latent = self.compositor.swapper.latent(source.embedding())
-        needs_embeddings = self.selection.mode is SelectionMode.REFERENCE
-        self.recogniser = Recogniser(runtime, references[0].recogniser) if needs_embeddings else None
 
     def models(self) -> list[str]:
-        return [self.detector.entry.id, *self.compositor.models()]
+        return self.compositor.models()
 
-    def swap(self, frame: VisionFrame, timer: StageTimer | None = None) -> FrameResult:
-        check_frame(frame)
+    def render(
+        self, frame: VisionFrame, faces: Sequence[Face], timer: StageTimer | None = None
+    ) -> FrameResult:
+        return self.render_many([frame], [faces], timer)[0]
+
+    def render_many(
+        self,
+        frames: Sequence[VisionFrame],
+        faces: Sequence[Sequence[Face]],
+        timer: StageTimer | None = None,
+    ) -> list[FrameResult]:
+        """Several frames at once (an export batch): their faces go through the models together."""
         timer = timer or StageTimer()
-        with timer.stage("detect"):
-            faces = self.detector.detect(frame)
-        if self.recogniser is not None:
-            with timer.stage("recognise"):
-                faces = self.recogniser.embed(frame, faces)
-        chosen = [s.face for s in select(faces, self.selection, self.references)]
-        out = frame.clone()
-        latent = self.latent.to(frame.device)
-        composites = [self.compositor.composite(frame, out, face, latent, timer) for face in chosen]
+        outs = [check_frame(frame).clone() for frame in frames]
+        tasks = [
+            FaceTask(frame, out, face, self.latent.to(frame.device))
+            for frame, out, chosen in zip(frames, outs, faces, strict=True)
+            for face in chosen
+        ]
+        composites = iter(self.compositor.composite_many(tasks, timer))
+        results = [
+            FrameResult(out, list(chosen), [next(composites) for _ in chosen])
+            for out, chosen in zip(outs, faces, strict=True)
+        ]
         if self.watermark:
             with timer.stage("watermark"):
-                apply_watermark(out, self.watermark)
-        return FrameResult(out, chosen, composites)
+                for out in outs:
+                    apply_watermark(out, self.watermark)
+        return results
+
+    def swap(
+        self, frame: VisionFrame, analyser: FrameAnalyser, timer: StageTimer | None = None
+    ) -> FrameResult:
+        """Analyse then render, on the calling thread (images, and tests)."""
+        timer = timer or StageTimer()
+        return self.render(frame, analyser.analyse(check_frame(frame), timer=timer), timer)
 
 
 def frame_device(runtime: InferenceRuntime) -> torch.device:

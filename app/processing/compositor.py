@@ -8,6 +8,7 @@ overlap never feed one swap's pixels into the next. Everything stays on the fram
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,9 +21,19 @@ from app.inference.runtime import InferenceRuntime
 from app.processing.blend import paste_back
 from app.processing.colour import reinhard
 from app.processing.masks.masker import FaceMask, Masker
-from app.processing.restorer import Restorer
+from app.processing.restorer import RestoreInput, Restorer
 from app.processing.settings import ProcessingSettings
 from app.processing.swapper import Swapper
+
+
+@dataclass(frozen=True)
+class FaceTask:
+    """One face to swap: where it is (`frame`, untouched), where it goes (`out`), and as whom."""
+
+    frame: VisionFrame
+    out: VisionFrame
+    face: Face
+    latent: torch.Tensor  # the source latent [1, D]
 
 
 @dataclass
@@ -67,22 +78,46 @@ class FaceCompositor:
         timer: StageTimer | None = None,
     ) -> FaceComposite:
         """Swap `face` of `frame` into `out` (a copy of the frame, or a frame other faces went into)."""
+        return self.composite_many([FaceTask(frame, out, face, source_latent)], timer)[0]
+
+    def composite_many(
+        self, tasks: Sequence[FaceTask], timer: StageTimer | None = None
+    ) -> list[FaceComposite]:
+        """Several faces, of one frame or of several: the crops go through the swapper, the mask models
+        and the restorer together (one call each where the model takes a batch), then each face is
+        recoloured and pasted into its own output frame."""
         timer = timer or StageTimer()
+        if not tasks:
+            return []
         swapper = self.swapper
         with timer.stage("swap"):
-            target, matrix = crop_face(frame, face.kps, swapper.template, swapper.crop_side)
-            latent = self.target_latent(frame, face, source_latent)
-            swapped = swapper.swap(target, latent)
+            crops = [crop_face(t.frame, t.face.kps, swapper.template, swapper.crop_side) for t in tasks]
+            targets = torch.cat([crop for crop, _ in crops])
+            latents = torch.cat([self.target_latent(t.frame, t.face, t.latent) for t in tasks])
+            swapped = swapper.swap(targets, latents)
         with timer.stage("mask"):
-            mask = self.masker.build(target, swapped.mask)
-        result = swapped.face
+            masks = self.masker.build_many(targets, swapped.mask)
+        results = [swapped.face[i : i + 1] for i in range(len(tasks))]
         if self.restorer is not None:
             with timer.stage("restore"):
-                cover = mask.parts.get("box", torch.ones_like(mask.combined))
-                result = self.restorer.restore(frame, face.kps, result, matrix, cover)
-        if self.settings.colour.strength > 0:
-            with timer.stage("colour"):
-                result = reinhard(result, target, mask.combined, self.settings.colour.strength)
-        with timer.stage("paste"):
-            paste_back(out, result, mask.combined, matrix, self.settings.blend.edge_smoothing)
-        return FaceComposite(target, result, mask, matrix)
+                results = self.restorer.restore_many(
+                    [
+                        RestoreInput(
+                            t.frame,
+                            t.face.kps,
+                            result,
+                            matrix,
+                            mask.parts.get("box", torch.ones_like(mask.combined)),
+                        )
+                        for t, result, (_, matrix), mask in zip(tasks, results, crops, masks, strict=True)
+                    ]
+                )
+        composites = []
+        for task, result, (target, matrix), mask in zip(tasks, results, crops, masks, strict=True):
+            if self.settings.colour.strength > 0:
+                with timer.stage("colour"):
+                    result = reinhard(result, target, mask.combined, self.settings.colour.strength)
+            with timer.stage("paste"):
+                paste_back(task.out, result, mask.combined, matrix, self.settings.blend.edge_smoothing)
+            composites.append(FaceComposite(target, result, mask, matrix))
+        return composites

@@ -18,15 +18,16 @@ def boost_factor(model_side: int, crop_side: int) -> int:
 
 
 def to_tiles(crop: torch.Tensor, factor: int) -> torch.Tensor:
-    """[1, C, k*m, k*m] → [k*k, C, m, m]."""
-    _, channels, height, width = crop.shape
+    """[N, C, k*m, k*m] → [N*k*k, C, m, m]: each crop's k*k tiles, crop after crop."""
+    count, channels, height, width = crop.shape
     side_y, side_x = height // factor, width // factor
-    tiles = crop.reshape(channels, side_y, factor, side_x, factor).permute(2, 4, 0, 1, 3)
-    return tiles.reshape(factor * factor, channels, side_y, side_x)
+    tiles = crop.reshape(count, channels, side_y, factor, side_x, factor).permute(0, 3, 5, 1, 2, 4)
+    return tiles.reshape(count * factor * factor, channels, side_y, side_x)
 
 
 def from_tiles(tiles: torch.Tensor, factor: int) -> torch.Tensor:
-    """[k*k, C, m, m] → [1, C, k*m, k*m]; the inverse of to_tiles."""
-    _, channels, side_y, side_x = tiles.shape
-    grid = tiles.reshape(factor, factor, channels, side_y, side_x).permute(2, 3, 0, 4, 1)
-    return grid.reshape(1, channels, side_y * factor, side_x * factor)
+    """[N*k*k, C, m, m] → [N, C, k*m, k*m]; the inverse of to_tiles."""
+    total, channels, side_y, side_x = tiles.shape
+    count = total // (factor * factor)
+    grid = tiles.reshape(count, factor, factor, channels, side_y, side_x).permute(0, 3, 4, 1, 5, 2)
+    return grid.reshape(count, channels, side_y * factor, side_x * factor)

@@ -8,17 +8,29 @@ and blended there, so one paste-back at the end composites everything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
 
 from app.core.errors import CatalogError
 from app.faces.alignment import compose, estimate, invert, warp, warp_frame
-from app.faces.preprocess import fixed_side
+from app.faces.preprocess import fixed_side, takes_a_batch
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
 from app.processing.restorers.base import FAMILIES, RestorerFamily
 from app.processing.settings import RestoreSettings
 
 TEMPLATE = "ffhq_512"
+
+
+@dataclass(frozen=True)
+class RestoreInput:
+    frame: torch.Tensor  # uint8 [H, W, 3], the untouched frame the face is in
+    kps: torch.Tensor  # the face's five points (CPU)
+    swapped: torch.Tensor  # the swapped crop [1, 3, S, S]
+    swap_matrix: torch.Tensor  # frame → swap crop
+    cover: torch.Tensor  # [1, 1, S, S]: where the swapped face replaces the frame
 
 
 class Restorer:
@@ -36,14 +48,18 @@ class Restorer:
             )
         self.family: RestorerFamily = family
         self.side = fixed_side(self.entry, 512)
+        self.batched = takes_a_batch(self.entry)
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.runtime.run_ordered(self.entry.id, *inputs)
 
     def restore_crop(self, crop: torch.Tensor) -> torch.Tensor:
-        """An FFHQ-aligned float crop [1, 3, side, side] (0..255) restored."""
-        inputs = self.family.prepare(self.entry, crop, self.settings.fidelity)
-        return self.family.normalize(self.entry, self.forward(inputs))
+        """FFHQ-aligned float crops [N, 3, side, side] (0..255) restored: one call when the model takes
+        a batch, else one per crop."""
+        if self.batched or crop.shape[0] == 1:
+            inputs = self.family.prepare(self.entry, crop, self.settings.fidelity)
+            return self.family.normalize(self.entry, self.forward(inputs))
+        return torch.cat([self.restore_crop(row[None]) for row in crop])
 
     def restore(
         self,
@@ -55,17 +71,29 @@ class Restorer:
     ) -> torch.Tensor:
         """The swapped crop [1, 3, S, S] with the restored face blended in. `swap_matrix` is the frame →
         swap crop transform; `cover` [1, 1, S, S] says where the swapped face replaces the frame."""
+        return self.restore_many([RestoreInput(frame, kps, swapped, swap_matrix, cover)])[0]
+
+    def restore_many(self, faces: Sequence[RestoreInput]) -> list[torch.Tensor]:
+        """Several faces (of one frame or several) restored with one model call where it takes a batch."""
         if self.settings.blend <= 0.0:
-            return swapped
-        side, swap_side = self.side, int(swapped.shape[-1])
-        matrix = estimate(kps.cpu(), TEMPLATE, side)
-        swap_to_restore = compose(matrix, invert(swap_matrix.float().cpu()))  # geometry stays on the CPU
-        background = warp_frame(frame, matrix, (side, side))
-        face = warp(swapped, swap_to_restore, (side, side))
-        laid = warp(cover, swap_to_restore, (side, side))
-        restored = self.restore_crop(background + laid * (face - background))
-        back = invert(swap_to_restore)
-        restored_back = warp(restored, back, (swap_side, swap_side))
-        valid = warp(torch.ones_like(restored[:, :1]), back, (swap_side, swap_side))
-        amount = self.settings.blend * valid
-        return swapped + amount * (restored_back - swapped)
+            return [face.swapped for face in faces]
+        side = self.side
+        prepared = []
+        crops = []
+        for face in faces:
+            matrix = estimate(face.kps.cpu(), TEMPLATE, side)
+            swap_to_restore = compose(matrix, invert(face.swap_matrix.float().cpu()))  # geometry on the CPU
+            background = warp_frame(face.frame, matrix, (side, side))
+            swapped = warp(face.swapped, swap_to_restore, (side, side))
+            laid = warp(face.cover, swap_to_restore, (side, side))
+            crops.append(background + laid * (swapped - background))
+            prepared.append(invert(swap_to_restore))
+        restored = self.restore_crop(torch.cat(crops))
+        results = []
+        for index, (face, back) in enumerate(zip(faces, prepared, strict=True)):
+            swap_side = int(face.swapped.shape[-1])
+            restored_back = warp(restored[index : index + 1], back, (swap_side, swap_side))
+            valid = warp(torch.ones_like(restored[index : index + 1, :1]), back, (swap_side, swap_side))
+            amount = self.settings.blend * valid
+            results.append(face.swapped + amount * (restored_back - face.swapped))
+        return results

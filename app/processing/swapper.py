@@ -77,26 +77,33 @@ class Swapper:
         inputs[self.target_index] = target
         return self.runtime.run_ordered(self.entry.id, *inputs)
 
-    def _run_tiles(self, tiles: torch.Tensor, latent: torch.Tensor) -> SwapOutput:
+    def _run_tiles(self, tiles: torch.Tensor, latents: torch.Tensor) -> SwapOutput:
+        """Tiles [T, 3, m, m] with one latent row each [T, D]: one call when the model takes a batch,
+        else one call per tile."""
         model_input = self.family.prepare(self.entry, tiles)
         if self.batched or model_input.shape[0] == 1:
-            batch = latent.expand(model_input.shape[0], -1) if self.batched else latent
-            return self.family.normalize(self.entry, self.forward(model_input, batch))
-        parts = [self.family.normalize(self.entry, self.forward(t[None], latent)) for t in model_input]
+            return self.family.normalize(self.entry, self.forward(model_input, latents))
+        parts = [
+            self.family.normalize(self.entry, self.forward(t[None], latents[i : i + 1]))
+            for i, t in enumerate(model_input)
+        ]
         faces = torch.cat([p.face for p in parts])
         masks = [p.mask for p in parts]
         mask = torch.cat([m for m in masks if m is not None]) if all(m is not None for m in masks) else None
         return SwapOutput(faces, mask)
 
     def swap(self, crop: torch.Tensor, latent: torch.Tensor) -> SwapOutput:
-        """A float RGB crop [1, 3, crop_side, crop_side] (0..255, cut with `template`) with the face
-        swapped; pixel boost tiles it, passes re-run on the result."""
+        """Float RGB crops [N, 3, crop_side, crop_side] (0..255, cut with `template`) with the faces
+        swapped, by latents [N, D] (or one [1, D] for all); pixel boost tiles them, passes re-run on the
+        result. A model that takes a batch swaps all N crops (and all their tiles) in one call."""
         if tuple(crop.shape[-2:]) != (self.crop_side, self.crop_side):
             raise ValueError(f"crop is {list(crop.shape)}, this swapper cuts {self.crop_side} px crops")
+        latents = latent.to(crop.device).expand(crop.shape[0], -1)
+        tile_latents = latents.repeat_interleave(self.factor * self.factor, dim=0)
         result = SwapOutput(crop)
         for _ in range(self.settings.passes):
             tiles = to_tiles(result.face, self.factor)
-            out = self._run_tiles(tiles, latent.to(crop.device))
+            out = self._run_tiles(tiles, tile_latents)
             mask = from_tiles(out.mask, self.factor) if out.mask is not None else None
             result = SwapOutput(from_tiles(out.face, self.factor), mask)
         return result

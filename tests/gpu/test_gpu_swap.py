@@ -20,7 +20,8 @@ from app.inference.discovery import discover
 from app.inference.providers import Provider
 from app.inference.runtime import InferenceRuntime
 from app.media.images import read_image
-from app.pipeline.jobs import SwapJob, run_swap
+from app.pipeline.jobs import EngineOptions, SwapJob, run_swap
+from app.pipeline.settings import AnalysisSettings, PipelineSettings
 from app.processing.compositor import FaceCompositor
 from app.processing.settings import (
     BlendSettings,
@@ -145,13 +146,16 @@ def test_a_video_job_runs_on_cuda(
         sources=(test_assets / "astronaut.png",),
         target=clip,
         output=tmp_path / "out.mp4",
-        processing=FULL,
-        detector=REAL_SCRFD_ID,
+        settings=PipelineSettings(analysis=AnalysisSettings(detector=REAL_SCRFD_ID), processing=FULL),
+        engine=EngineOptions(workers=2, segment_frames=16),
     )
     report = run_swap(runtimes["cuda"], job, profile=True)
     print(
-        f"video on {report.device}: {report.frames} frames, {report.fps:.1f} fps, encoder {report.encoder} "
-        f"({report.encoder_fallback}); stage ms {report.stage_ms}"
+        f"video on {report.device}: {report.frames} frames, {report.fps:.1f} fps, decoder {report.decoder}, "
+        f"encoder {report.encoder} ({report.encoder_fallback}); stage ms {report.stage_ms}"
     )
     assert report.device.startswith("cuda") and report.frames == 50
+    assert report.decoder == "nvdec" and report.workers == 2
     assert (tmp_path / "out.mp4").is_file()
+    assert not (tmp_path / "out.mp4.parts").exists()
+    assert [p.name for p in report.profile] == ["out.mp4.profile.csv", "out.mp4.profile.json"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from app.inference.runtime import InferenceRuntime
 from app.models.store import ModelStore
+from app.pipeline.settings import AnalysisSettings, PipelineSettings
+from app.processing.settings import ProcessingSettings, SwapSettings
 from tests.support.real_models import REAL_SCRFD_ID, real_scrfd_store
 
 
@@ -30,3 +32,11 @@ def cli_models(assets: Path, models_dir: Path, standin_ids: tuple[str, ...]) -> 
     entry = store.catalog.get(REAL_SCRFD_ID)
     catalog_file.write_text("[" + entry.model_dump_json() + "]", encoding="utf-8")
     return catalog_file
+
+
+def flat_swap_settings() -> PipelineSettings:
+    """The real detector and the `flat` swapper stand-in (exactly the masked pixels change)."""
+    return PipelineSettings(
+        analysis=AnalysisSettings(detector=REAL_SCRFD_ID),
+        processing=ProcessingSettings(swap=SwapSettings(swapper="inswapper_128_fp16@flat")),
+    )

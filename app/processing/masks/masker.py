@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional
 
 from app.core.errors import CatalogError
-from app.faces.preprocess import fixed_side
+from app.faces.preprocess import fixed_side, takes_a_batch
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
 from app.processing.masks.box import box_mask
@@ -51,28 +51,39 @@ class Masker:
                 )
 
     def model_mask(self, model_id: str, target: torch.Tensor) -> torch.Tensor:
+        """Masks [N, 1, S, S] of target crops [N, 3, S, S]: one call when the model takes a batch."""
         entry = self.runtime.store.catalog.get(model_id)
         family = FAMILIES[entry.family]
         side = fixed_side(entry, 256)
         model_input = family.prepare(entry, resize(target, side))
-        output = self.runtime.run_ordered(model_id, model_input)[0]
+        if takes_a_batch(entry) or model_input.shape[0] == 1:
+            output = self.runtime.run_ordered(model_id, model_input)[0]
+        else:
+            output = torch.cat([self.runtime.run_ordered(model_id, row[None])[0] for row in model_input])
         mask = family.normalize(entry, output, tuple(self.settings.regions))
         return resize(mask, int(target.shape[-1])).clamp(0.0, 1.0)
 
     def build(self, target: torch.Tensor, swapper_mask: torch.Tensor | None = None) -> FaceMask:
         """The mask for a target crop [1, 3, S, S] (0..255, before swapping)."""
-        side = int(target.shape[-1])
+        return self.build_many(target, swapper_mask)[0]
+
+    def build_many(self, targets: torch.Tensor, swapper_masks: torch.Tensor | None = None) -> list[FaceMask]:
+        """One mask per target crop of [N, 3, S, S]; each mask model sees all N crops at once."""
+        count, side = int(targets.shape[0]), int(targets.shape[-1])
         parts: dict[str, torch.Tensor] = {}
         if self.settings.box:
-            parts["box"] = box_mask(side, self.settings, target.device)
+            parts["box"] = box_mask(side, self.settings, targets.device).expand(count, -1, -1, -1)
         for model_id in self.models:
-            parts[model_id] = self.model_mask(model_id, target)
-        if swapper_mask is not None:
-            parts["swapper"] = swapper_mask.clamp(0.0, 1.0)
-        combined = torch.ones((1, 1, side, side), device=target.device)
+            parts[model_id] = self.model_mask(model_id, targets)
+        if swapper_masks is not None:
+            parts["swapper"] = swapper_masks.clamp(0.0, 1.0)
+        combined = torch.ones((count, 1, side, side), device=targets.device)
         for part in parts.values():
             combined = combined * part
-        return FaceMask(combined, parts)
+        return [
+            FaceMask(combined[i : i + 1], {name: part[i : i + 1] for name, part in parts.items()})
+            for i in range(count)
+        ]
 
 
 def overlay(

@@ -1,0 +1,141 @@
+"""FrameAnalyser: which faces of a frame get swapped — detect or track, landmarks, stabilise, select.
+
+This is the pipeline's one sequential stage: tracking and stabilisation carry state from one frame to the
+next, so frames go through it in order, on one thread, while swapping and compositing (FrameSwapper)
+fan out over the worker pool. Its state (tracks, filters, the last grey frame) can be saved and
+restored, so a resumed export analyses exactly as an uninterrupted one.
+
+Random access (scrubbing) has no meaningful "previous frame": `analyse(..., index)` with a cache
+answers revisits from the cache, and `reset()` after a seek starts the tracks afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from app.core.profiling import StageTimer
+from app.core.telemetry import get_telemetry
+from app.faces.detector import FaceDetector
+from app.faces.identity import Identity
+from app.faces.landmarker import AutoLandmarker, Landmarker
+from app.faces.recogniser import Recogniser
+from app.faces.selection import SelectionMode, select
+from app.faces.types import Face, VisionFrame
+from app.inference.runtime import InferenceRuntime
+from app.models.catalog import Kind
+from app.pipeline.cache import AnalysisCache, CacheKey
+from app.pipeline.settings import PipelineSettings
+from app.tracking.face_tracker import FaceTracker, TrackResult
+
+log = logging.getLogger(__name__)
+
+
+class FrameAnalyser:
+    def __init__(
+        self,
+        runtime: InferenceRuntime,
+        settings: PipelineSettings,
+        references: Sequence[Identity] = (),
+        cache: AnalysisCache | None = None,
+        source_id: str = "",
+    ) -> None:
+        analysis = settings.analysis
+        self.settings = settings
+        self.key = settings.analysis_key()
+        detector_id = analysis.detector or runtime.store.catalog.default_for(Kind.DETECTOR, "--detector")
+        self.detector = FaceDetector(runtime, detector_id, analysis.detection)
+        self.landmarker: Landmarker | AutoLandmarker | None = None
+        if analysis.landmarker == "auto":
+            self.landmarker = AutoLandmarker(runtime)
+        elif analysis.landmarker:
+            self.landmarker = Landmarker(runtime, analysis.landmarker)
+        self.references = list(references)
+        self.selection = analysis.selection
+        needs_embeddings = self.selection.mode is SelectionMode.REFERENCE
+        if needs_embeddings and not self.references:
+            raise ValueError("reference selection needs at least one reference identity")
+        self.recogniser = Recogniser(runtime, self.references[0].recogniser) if needs_embeddings else None
+        self.tracker = FaceTracker(self._find, settings.tracking) if settings.tracking.enabled else None
+        self.cache = cache
+        self.source_id = source_id
+        self._timer = StageTimer()
+        self.last: TrackResult | None = None  # the tracker's account of the latest frame
+
+    def models(self) -> list[str]:
+        used = [self.detector.entry.id]
+        if isinstance(self.landmarker, Landmarker):
+            used.append(self.landmarker.entry.id)
+        return used
+
+    def _find(self, frame: VisionFrame) -> list[Face]:
+        """Detection plus landmarks: what the tracker calls on its detection frames."""
+        with self._timer.stage("detect"):
+            faces = self.detector.detect(frame)
+        if self.landmarker is not None and faces:
+            with self._timer.stage("landmarks"):
+                faces = self.landmarker.apply(frame, faces)
+        return faces
+
+    def analyse(
+        self,
+        frame: VisionFrame,
+        index: int | None = None,
+        timer: StageTimer | None = None,
+        t: float | None = None,
+    ) -> list[Face]:
+        """The faces to swap in `frame` (at `t` seconds, which the stabiliser's filters use). With an
+        `index` and a cache, a revisited frame is a lookup."""
+        key = (
+            CacheKey(self.source_id, index, self.key)
+            if index is not None and self.cache is not None
+            else None
+        )
+        if key is not None and self.cache is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+        self._timer = timer or StageTimer()
+        if self.tracker is not None:
+            with self._timer.stage("track"):
+                self.last = self.tracker.track(frame, t=t)
+            faces = self.last.faces
+            _report_losses(self.last, index)
+        else:
+            faces = self._find(frame)
+        if self.recogniser is not None and faces:
+            with self._timer.stage("recognise"):
+                faces = self.recogniser.embed(frame, faces)
+        chosen = [s.face for s in select(faces, self.selection, self.references)]
+        if key is not None and self.cache is not None:
+            self.cache.put(key, chosen)
+        return chosen
+
+    # -- state, for seeks and resumed exports ------------------------------------------------------
+
+    def reset(self) -> None:
+        if self.tracker is not None:
+            self.tracker.reset()
+
+    def state(self) -> bytes:
+        return self.tracker.state() if self.tracker is not None else b""
+
+    def restore(self, state: bytes | None) -> None:
+        if self.tracker is not None and state:
+            self.tracker.restore(state)
+
+
+def _report_losses(result: TrackResult, index: int | None) -> None:
+    """Tracker losses to the opt-in local telemetry (a no-op when it is off)."""
+    events = result.events
+    if not (events.tracker_losses or events.lk_losses or events.dropped):
+        return
+    telemetry = get_telemetry()
+    frame = result.index if index is None else index
+    for kind, count in (
+        ("lk", events.lk_losses),
+        ("tracker", events.tracker_losses),
+        ("dropped", events.dropped),
+    ):
+        if count:
+            telemetry.tracker_loss(frame, kind, count=count)

@@ -1,0 +1,251 @@
+"""The video export engine: decode, analyse, swap and encode at once, on separate threads.
+
+    FrameQueue (decode thread, bounded, NVDEC when present)
+      → feeder thread: FrameAnalyser, in frame order (tracking and stabilisation carry state)
+      → OrderedPool: N swap workers (each on its own CUDA stream), results back in frame order
+      → this thread: the encoder, into checkpointed segments (SegmentedVideoWriter)
+
+Every hand-off is bounded, so memory stays flat however fast or slow each stage is; the first error in
+any stage stops them all and is raised here (never a hang). A killed export keeps its finished
+segments and the analyser's state at each segment's end; running the same job again resumes from the
+first unfinished segment and produces the frames an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from app.core.errors import DoppelError
+from app.faces.types import Face
+from app.media.frame_queue import FrameQueue, QueuedFrame
+from app.media.segments import SegmentedVideoWriter
+from app.media.video import VideoSource, open_video
+from app.pipeline.job_state import CONTENT_CHECK_SECONDS, JobCancelledError, JobReport, JobState
+from app.pipeline.sources import NoFaceError
+from app.pipeline.workers import OrderedPool, PipelineError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (frames done, frames expected)
+
+
+@dataclass
+class _Analysed:
+    frame: QueuedFrame
+    faces: list[Face]
+    check_content: bool
+    checkpoint: bytes | None  # the analyser's state after this frame, at a segment's end
+    ready: torch.cuda.Event | None  # the analysis stream's work on the frame is done
+
+
+@dataclass
+class _Rendered:
+    index: int
+    pts: int | None
+    image: torch.Tensor  # uint8 [H, W, 3] on the host, ready for the encoder
+    faces: int
+    checkpoint: bytes | None
+
+
+def export_video(
+    state: JobState,
+    report: JobReport,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
+    job, options = state.job, state.job.engine
+    hardware = options.hardware_decode and state.device.type == "cuda"
+    with open_video(job.target, hardware=hardware, device=state.device) as source:
+        report.decoder = source.decoder
+        writer = SegmentedVideoWriter(
+            job.output,
+            source.width,
+            source.height,
+            source.fps,
+            source.time_base,
+            job.codec,
+            job.crf,
+            audio_from=job.target if job.audio and source.has_audio else None,
+            label=state.label,
+            hardware=job.hardware_encoder,
+            segment_frames=options.segment_frames,
+            # Not resuming: a fingerprint no earlier run has, so any old work is thrown away.
+            fingerprint=_fingerprint(state) + ("" if options.resume else f"|fresh {time.time_ns()}"),
+        )
+        report.encoder, report.encoder_fallback = writer.encoder_name, writer.fallback_reason
+        start = writer.resume_point()
+        if start:
+            state.analyser.restore(writer.resume_state())
+            report.resumed_from = start
+            report.notes.append(f"resumed at frame {start}: earlier frames were kept from the last run")
+        try:
+            _run(state, report, source, writer, start, progress, cancel)
+        except BaseException:
+            writer.abort()
+            raise
+        if report.frames + start == 0:
+            raise DoppelError(f"Target {job.target} has no video frames that could be decoded")
+        if report.faces_swapped == 0 and start == 0:
+            writer.abort()
+            writer.work.remove()  # nothing worth resuming
+            raise NoFaceError(f"No face found in any frame of {job.target}: nothing was written")
+        writer.finish()
+        if source.ended_early:
+            done = start + report.frames
+            report.notes.append(
+                f"{job.target} ended after {done} of {source.frame_count} frames (truncated?)"
+            )
+
+
+def _fingerprint(state: JobState) -> str:
+    job = state.job
+    parts = [
+        str(job.target.resolve()),
+        str(job.target.stat().st_size),
+        str(job.target.stat().st_mtime_ns),
+        *(f"{s.resolve()}:{s.stat().st_mtime_ns}" for s in job.sources),
+        job.settings.fingerprint(),
+        repr((job.watermark, job.analysers, job.audio, job.codec, job.crf, job.hardware_encoder)),
+        ",".join(state.label.models),
+    ]
+    return "|".join(parts)
+
+
+def _run(
+    state: JobState,
+    report: JobReport,
+    source: VideoSource,
+    writer: SegmentedVideoWriter,
+    start: int,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> None:
+    options = state.job.engine
+    workers = options.worker_count(state.device)
+    report.workers = workers
+    every = max(1, round(float(source.fps) * CONTENT_CHECK_SECONDS))
+    total = max(source.frame_count, start)
+    frames = FrameQueue(source, capacity=options.queue, device=state.device, start=start)
+    batch = options.batch_size(state.swapper.compositor.swapper.batched)
+    report.batch = batch
+    pool: OrderedPool[list[_Analysed], list[_Rendered]] = OrderedPool(
+        lambda items: _render(state, items),
+        workers=workers,
+        capacity=max(2 * workers, 4),
+        name="swap",
+        context=_stream_context(state.device),
+        describe=lambda items: f"frames {items[0].frame.index}–{items[-1].frame.index} of {state.job.target}",
+    )
+    feeder = threading.Thread(
+        target=_feed, args=(state, frames, pool, writer, every, batch, cancel), name="analyse", daemon=True
+    )
+    with frames, pool:
+        feeder.start()
+        try:
+            for rendered in (one for chunk in _results(pool) for one in chunk):
+                with state.timer.stage("encode"):
+                    writer.write(rendered.image, rendered.pts, state=rendered.checkpoint)
+                report.frames += 1
+                report.faces_swapped += rendered.faces
+                report.frames_with_faces += bool(rendered.faces)
+                if progress is not None:
+                    done = start + report.frames
+                    progress(done, max(total, done))
+        finally:
+            pool.stop()
+            feeder.join(10)
+    tracker = state.analyser.tracker
+    if tracker is not None:
+        report.tracking = {k: v for k, v in dataclasses.asdict(tracker.totals).items() if v}
+
+
+def _results(pool: OrderedPool[list[_Analysed], list[_Rendered]]) -> Iterator[list[_Rendered]]:
+    """The pool's results; a stage that failed with a domain error (a cancel, a blocked frame, a bad
+    file) surfaces as that error, anything else as the PipelineError naming stage and frame."""
+    try:
+        yield from pool.results()
+    except PipelineError as exc:
+        if isinstance(exc.__cause__, DoppelError):
+            raise exc.__cause__ from None
+        raise
+
+
+def _feed(
+    state: JobState,
+    frames: FrameQueue,
+    pool: OrderedPool[list[_Analysed], list[_Rendered]],
+    writer: SegmentedVideoWriter,
+    every: int,
+    batch: int,
+    cancel: threading.Event | None,
+) -> None:
+    """The feeder thread: frames in order through the analyser, into the pool in chunks of `batch`."""
+    index = -1
+    chunk: list[_Analysed] = []
+    try:
+        while True:
+            with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
+                frame = frames.get()
+            if frame is None:
+                break
+            index = frame.index
+            if cancel is not None and cancel.is_set():
+                raise JobCancelledError(
+                    f"Cancelled: {state.job.output} was not written (its segments are kept)"
+                )
+            faces = state.analyser.analyse(frame.image, timer=state.timer, t=frame.time_s)
+            at_segment_end = writer.ends_segment(index)
+            ready = None
+            if frame.image.is_cuda:
+                ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
+                ready.record()
+            chunk.append(
+                _Analysed(
+                    frame,
+                    faces,
+                    check_content=index % every == 0,
+                    checkpoint=state.analyser.state() if at_segment_end else None,
+                    ready=ready,
+                )
+            )
+            if len(chunk) == batch:
+                pool.submit(chunk)
+                chunk = []
+        if chunk:
+            pool.submit(chunk)
+        pool.close()
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+        pool.fail(exc, f"analysis of frame {index + 1} of {state.job.target}")
+
+
+def _render(state: JobState, items: list[_Analysed]) -> list[_Rendered]:
+    """On a worker thread (and its CUDA stream): composite a chunk of frames (their faces through the
+    models together), check, and bring the frames to the host."""
+    for item in items:
+        if item.ready is not None:
+            torch.cuda.current_stream().wait_event(item.ready)
+    results = state.swapper.render_many([i.frame.image for i in items], [i.faces for i in items], state.timer)
+    rendered = []
+    for item, result in zip(items, results, strict=True):
+        if item.check_content:
+            state.check_content(result.frame, item.frame.index, state.timer)
+        with state.timer.stage("download"):
+            host = result.frame.cpu()  # synchronises this worker's stream only
+        rendered.append(_Rendered(item.frame.index, item.frame.pts, host, len(result.faces), item.checkpoint))
+    return rendered
+
+
+def _stream_context(device: torch.device) -> Callable[[int], AbstractContextManager[object]]:
+    """Each worker on its own CUDA stream, so one worker's kernels overlap another's host work and
+    ONNX Runtime calls (which wait only for the calling stream)."""
+    if device.type != "cuda":
+        return lambda index: nullcontext()
+    return lambda index: torch.cuda.stream(torch.cuda.Stream(device))  # type: ignore[no-untyped-call]

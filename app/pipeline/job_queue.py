@@ -1,0 +1,235 @@
+"""JobQueue: exports run one after another, in the background, and survive a restart.
+
+The queue is saved as JSON (in the settings folder) after every change, so closing the app, a crash or
+a power cut loses nothing: on the next start, a job that was running is queued again, and since video
+exports keep their finished segments, it resumes where it stopped. One job runs at a time (each
+already keeps the GPU busy with its own worker pool); a failed job records its error and the queue
+moves on; cancelling the running job stops it at the next frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from app.core.errors import DoppelError, SettingsError
+from app.core.paths import config_dir
+from app.inference.runtime import InferenceRuntime
+from app.pipeline.job_state import JobCancelledError, SwapJob
+from app.pipeline.jobs import run_swap
+
+log = logging.getLogger(__name__)
+
+QUEUE_FILE = "queue.json"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    id: str
+    job: SwapJob
+    status: JobStatus = JobStatus.QUEUED
+    error: str | None = None
+    done: int = 0  # frames, for progress
+    total: int = 0
+    result: dict[str, object] = field(default_factory=dict)  # frames, fps, … of a finished job
+
+
+_FILE = TypeAdapter(list[QueuedJob])
+Listener = Callable[[QueuedJob], None]
+
+
+class JobQueue:
+    def __init__(
+        self,
+        runtime: InferenceRuntime,
+        path: Path | None = None,
+        on_change: Listener | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.path = path or config_dir() / QUEUE_FILE
+        self.on_change = on_change
+        self._lock = threading.RLock()
+        self._jobs: list[QueuedJob] = self._load()
+        self._cancel: threading.Event | None = None
+        self._running_id: str | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- editing -------------------------------------------------------------------------------------
+
+    def add(self, job: SwapJob) -> str:
+        entry = QueuedJob(uuid.uuid4().hex[:8], job)
+        with self._lock:
+            self._jobs.append(entry)
+            self._save()
+        self._notify(entry)
+        self._wake.set()
+        return entry.id
+
+    def jobs(self) -> list[QueuedJob]:
+        with self._lock:
+            return list(self._jobs)
+
+    def get(self, job_id: str) -> QueuedJob:
+        with self._lock:
+            for entry in self._jobs:
+                if entry.id == job_id:
+                    return entry
+        raise DoppelError(f"No job {job_id} in the queue ({self.path})")
+
+    def remove(self, job_id: str) -> None:
+        """Remove a job that is not running (cancel it first)."""
+        entry = self.get(job_id)
+        if entry.status is JobStatus.RUNNING:
+            raise DoppelError(f"Job {job_id} is running: cancel it before removing it")
+        with self._lock:
+            self._jobs = [j for j in self._jobs if j.id != job_id]
+            self._save()
+
+    def move(self, job_id: str, position: int) -> None:
+        """Put a job at `position` (0 = next to run among the queued)."""
+        entry = self.get(job_id)
+        with self._lock:
+            rest = [j for j in self._jobs if j.id != job_id]
+            rest.insert(max(0, min(position, len(rest))), entry)
+            self._jobs = rest
+            self._save()
+
+    def retry(self, job_id: str) -> None:
+        """Queue a failed or cancelled job again (a video resumes from its kept segments)."""
+        entry = self.get(job_id)
+        if entry.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            self._update(replace(entry, status=JobStatus.QUEUED, error=None))
+            self._wake.set()
+
+    def clear_finished(self) -> None:
+        with self._lock:
+            self._jobs = [j for j in self._jobs if j.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
+            self._save()
+
+    def cancel(self, job_id: str) -> None:
+        entry = self.get(job_id)
+        if entry.status is JobStatus.QUEUED:
+            self._update(replace(entry, status=JobStatus.CANCELLED))
+        elif entry.status is JobStatus.RUNNING and self._cancel is not None:
+            self._cancel.set()
+
+    # -- running -------------------------------------------------------------------------------------
+
+    def run_next(self) -> QueuedJob | None:
+        """Run the first queued job on the calling thread; None when nothing is queued."""
+        with self._lock:
+            entry = next((j for j in self._jobs if j.status is JobStatus.QUEUED), None)
+            if entry is None:
+                return None
+            self._cancel = threading.Event()
+            self._running_id = entry.id
+            entry = self._update(replace(entry, status=JobStatus.RUNNING, error=None))
+
+        def progress(done: int, total: int) -> None:
+            with self._lock:
+                current = self.get(entry.id)
+                self._jobs[self._jobs.index(current)] = replace(current, done=done, total=total)
+            self._notify(replace(current, done=done, total=total))
+
+        try:
+            report = run_swap(self.runtime, entry.job, progress=progress, cancel=self._cancel)
+        except JobCancelledError as exc:
+            return self._update(replace(self.get(entry.id), status=JobStatus.CANCELLED, error=str(exc)))
+        except DoppelError as exc:
+            return self._update(replace(self.get(entry.id), status=JobStatus.FAILED, error=str(exc)))
+        except Exception as exc:  # a bug in one job must not take the queue down (logged with its trace)
+            log.exception("job %s failed", entry.id)
+            error = f"{type(exc).__name__}: {exc}"
+            return self._update(replace(self.get(entry.id), status=JobStatus.FAILED, error=error))
+        finally:
+            with self._lock:
+                self._cancel, self._running_id = None, None
+        result: dict[str, object] = {
+            "frames": report.frames,
+            "faces_swapped": report.faces_swapped,
+            "seconds": round(report.seconds, 2),
+            "fps": round(report.fps, 2),
+            "resumed_from": report.resumed_from,
+        }
+        return self._update(replace(self.get(entry.id), status=JobStatus.DONE, result=result))
+
+    def run_all(self) -> list[QueuedJob]:
+        """Run every queued job, in order, on the calling thread (the CLI's `queue run`)."""
+        finished = []
+        while (entry := self.run_next()) is not None:
+            finished.append(entry)
+        return finished
+
+    def start(self) -> None:
+        """Run jobs on a background thread as they are queued (the GUI)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="job-queue", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the background thread; a running job is cancelled (and queued again for next time)."""
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            running, cancel = self._running_id, self._cancel
+        if cancel is not None:
+            cancel.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if running is not None:
+            self._update(replace(self.get(running), status=JobStatus.QUEUED, error=None))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self.run_next() is None:
+                self._wake.wait(0.5)
+                self._wake.clear()
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _update(self, entry: QueuedJob) -> QueuedJob:
+        with self._lock:
+            index = next(i for i, j in enumerate(self._jobs) if j.id == entry.id)
+            self._jobs[index] = entry
+            self._save()
+        self._notify(entry)
+        return entry
+
+    def _notify(self, entry: QueuedJob) -> None:
+        if self.on_change is not None:
+            self.on_change(entry)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_bytes(_FILE.dump_json(self._jobs, indent=2))
+        temporary.replace(self.path)
+
+    def _load(self) -> list[QueuedJob]:
+        if not self.path.is_file():
+            return []
+        try:
+            jobs = _FILE.validate_json(self.path.read_bytes())
+        except (OSError, ValidationError) as exc:
+            raise SettingsError(f"The job queue {self.path} cannot be read: {exc}") from exc
+        # A job that was running when the app stopped runs again (a video resumes from its segments).
+        return [replace(j, status=JobStatus.QUEUED) if j.status is JobStatus.RUNNING else j for j in jobs]

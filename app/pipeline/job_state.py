@@ -1,0 +1,125 @@
+"""What a swap job is (SwapJob, EngineOptions), what it reports (JobReport), and the models and identity
+one run of it holds (JobState), shared by the image path (app.pipeline.jobs) and the video export engine
+(app.pipeline.export)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from app.core.errors import DoppelError
+from app.core.profiling import StageStats, StageTimer
+from app.faces.recogniser import Recogniser
+from app.inference.runtime import InferenceRuntime
+from app.media.labels import SyntheticLabel
+from app.media.video_writer import VideoCodec
+from app.pipeline.analysis import FrameAnalyser
+from app.pipeline.frame_swap import FrameSwapper, frame_device
+from app.pipeline.settings import PipelineSettings
+from app.pipeline.sources import load_sources
+from app.processing.compositor import FaceCompositor
+from app.processing.content import ContentAnalyser, ContentBlockedError
+
+CONTENT_CHECK_SECONDS = 1.0  # a video is checked about once a second of footage, and its first frame
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a video export runs (not what it looks like: that is PipelineSettings)."""
+
+    workers: int = 0  # swap workers; 0: 2 on a GPU (overlap on separate CUDA streams), else the cores / 2
+    queue: int = 32  # decoded frames buffered ahead (16..64)
+    segment_frames: int = 240  # frames per checkpointed segment of a resumable export
+    resume: bool = True  # pick up an interrupted export of the same job
+    hardware_decode: bool = True  # NVDEC when the GPU and FFmpeg have it
+    batch: int = 0  # frames per worker call; 0: 4 when the swapper takes a batch, else 1
+
+    def batch_size(self, swapper_takes_a_batch: bool) -> int:
+        if self.batch > 0:
+            return self.batch
+        return 4 if swapper_takes_a_batch else 1
+
+    def worker_count(self, device: torch.device) -> int:
+        if self.workers > 0:
+            return self.workers
+        return 2 if device.type == "cuda" else max(1, (os.cpu_count() or 2) // 2)
+
+
+class JobCancelledError(DoppelError):
+    """The user stopped the job; nothing was written."""
+
+
+@dataclass(frozen=True)
+class SwapJob:
+    sources: tuple[Path, ...]
+    target: Path
+    output: Path
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    watermark: str | None = None  # visible text, or None
+    analysers: tuple[str, ...] = ()  # content analyser models; empty: no content check
+    audio: bool = True
+    codec: VideoCodec = "h264"
+    crf: int = 18
+    hardware_encoder: bool = True
+    quality: int = 95  # JPEG / WebP
+
+
+@dataclass
+class JobReport:
+    output: Path
+    kind: Literal["image", "video"]
+    frames: int = 0
+    frames_with_faces: int = 0
+    faces_swapped: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    encoder: str | None = None
+    encoder_fallback: str | None = None
+    models: tuple[str, ...] = ()
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    stage_stats: dict[str, StageStats] = field(default_factory=dict)  # p50/p95/p99 per stage
+    notes: list[str] = field(default_factory=list)
+    resumed_from: int = 0  # the first frame this run produced (> 0: an earlier run's segments were kept)
+    decoder: str | None = None
+    workers: int = 1
+    batch: int = 1  # frames per worker call
+    tracking: dict[str, int] = field(default_factory=dict)  # tracker events (losses, takeovers)
+    profile: list[Path] = field(default_factory=list)  # files written by --profile
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class JobState:
+    """One run of a SwapJob: the models, the identity, and the label its output carries."""
+
+    def __init__(self, runtime: InferenceRuntime, job: SwapJob, timer: StageTimer) -> None:
+        self.runtime = runtime
+        self.job = job
+        self.timer = timer
+        self.device = frame_device(runtime)
+        self.analyser = FrameAnalyser(runtime, job.settings, source_id=str(job.target))
+        compositor = FaceCompositor(runtime, job.settings.processing)
+        recogniser = Recogniser(runtime, compositor.swapper.recogniser_id)
+        source = load_sources(job.sources, self.analyser.detector, recogniser, self.device)
+        self.swapper = FrameSwapper(compositor, source, watermark=job.watermark)
+        self.content = ContentAnalyser(runtime, job.analysers) if job.analysers else None
+        models = [*self.analyser.models(), *self.swapper.models(), *job.analysers]
+        self.label = SyntheticLabel(models=tuple(dict.fromkeys(models)), watermark=job.watermark is not None)
+
+    def check_content(self, frame: torch.Tensor, index: int, timer: StageTimer) -> None:
+        if self.content is None:
+            return
+        with timer.stage("content"):
+            verdict = self.content.check(frame)
+        if verdict.blocked:
+            raise ContentBlockedError(
+                f"The content analyser blocked {self.job.output} (frame {index} of {self.job.target}: "
+                f"{verdict.required} of {len(verdict.votes)} analysers flagged it); nothing was written"
+            )

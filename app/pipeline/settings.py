@@ -1,0 +1,86 @@
+"""PipelineSettings: everything one run of the pipeline depends on, as one immutable, versioned snapshot.
+
+The GUI builds a new snapshot whenever a control moves and hands it to the workers with each request;
+presets are named snapshots; user presets are snapshots saved as JSON. `analysis_key()` hashes the part
+that decides which faces are found where (detector, tracking, stabilisation, landmarks, selection), so a
+per-frame cache can tell when its entries went stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.core.errors import SettingsError
+from app.faces.detector import DetectionSettings
+from app.faces.selection import SelectionSettings
+from app.processing.settings import ProcessingSettings
+from app.tracking.face_tracker import TrackingSettings
+
+SETTINGS_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AnalysisSettings(_Frozen):
+    detector: str | None = None  # None: the catalog's default detector
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    landmarker: str | None = None  # None: the detector's five points; "auto": routed by face size
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
+
+
+class PipelineSettings(_Frozen):
+    version: Literal[1] = 1  # SETTINGS_VERSION
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)  # stabilisation too
+    processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
+
+    def analysis_key(self) -> str:
+        """A short hash of what decides the faces of a frame; equal keys mean cached faces still hold."""
+        part = {
+            "analysis": self.analysis.model_dump(mode="json"),
+            "tracking": self.tracking.model_dump(mode="json"),
+            # strength < 1 embeds the target; its recogniser follows the swapper
+            "swapper": self.processing.swap.swapper,
+        }
+        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        """A hash of every setting, for telling an export's checkpoints apart."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def read_settings_file(path: Path) -> PipelineSettings:
+    """A PipelineSettings JSON file; SettingsError names the file and what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"Cannot read settings file {path}: {exc.strerror or exc}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    if isinstance(raw, dict) and raw.get("version", SETTINGS_VERSION) != SETTINGS_VERSION:
+        raise SettingsError(
+            f"{path} has settings version {raw.get('version')}; this Doppel reads version {SETTINGS_VERSION}"
+        )
+    try:
+        return PipelineSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(f"{path} holds invalid settings: {problems}") from exc
+
+
+def write_settings_file(path: Path, settings: PipelineSettings) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(settings.model_dump_json(indent=2), encoding="utf-8")
+    temporary.replace(path)

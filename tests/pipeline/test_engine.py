@@ -1,0 +1,191 @@
+"""The export engine and its parts on real models and files: ordered output from several workers, the
+per-frame cache, errors that end the pipeline (never a hang), and live mode's latency accounting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from app.core.profiling import StageTimer
+from app.faces.detector import DetectionSettings
+from app.inference.runtime import InferenceRuntime
+from app.media.errors import MediaReadError
+from app.media.video import open_video
+from app.pipeline.analysis import FrameAnalyser
+from app.pipeline.cache import AnalysisCache
+from app.pipeline.frame_swap import FrameResult
+from app.pipeline.job_state import EngineOptions, JobCancelledError, JobState, SwapJob
+from app.pipeline.jobs import run_swap
+from app.pipeline.live import LivePipeline, PacedVideo
+from app.pipeline.preview import PreviewResult, PreviewService
+from app.pipeline.previewer import VideoPreviewer
+from app.pipeline.settings import AnalysisSettings, PipelineSettings
+from app.processing.settings import ProcessingSettings, SwapSettings
+from app.tracking.face_tracker import TrackingSettings
+from tests.support.media import make_clip
+from tests.support.real_models import REAL_SCRFD_ID
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("engine-media")
+    face = root / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(face)
+    clip = make_clip(root / "clip.mp4", seconds=2.0, fps=25, size=(320, 320), image=data.astronaut())
+    return {"face": face, "clip": clip, "root": root}
+
+
+def settings(swapper: str = "inswapper_128_fp16@flat", interval: int = 1) -> PipelineSettings:
+    return PipelineSettings(
+        analysis=AnalysisSettings(detector=REAL_SCRFD_ID, detection=DetectionSettings()),
+        tracking=TrackingSettings(interval=interval),
+        processing=ProcessingSettings(swap=SwapSettings(swapper=swapper)),
+    )
+
+
+def frames_of(path: Path) -> list[torch.Tensor]:
+    with open_video(path) as video:
+        return [frame.image for frame in video.frames()]
+
+
+def job(media: dict[str, Path], output: Path, workers: int, **engine: object) -> SwapJob:
+    return SwapJob(
+        sources=(media["face"],),
+        target=media["clip"],
+        output=output,
+        settings=settings(),
+        engine=EngineOptions(workers=workers, queue=16, segment_frames=10, **engine),  # type: ignore[arg-type]
+        audio=False,
+    )
+
+
+def test_several_workers_give_the_frames_one_worker_gives(
+    runtime: InferenceRuntime, media: dict[str, Path], tmp_path: Path
+) -> None:
+    one = run_swap(runtime, job(media, tmp_path / "one.mp4", workers=1))
+    four = run_swap(runtime, job(media, tmp_path / "four.mp4", workers=4))
+    assert one.frames == four.frames == 50 and four.workers == 4
+    assert four.faces_swapped > 40
+    first, second = frames_of(tmp_path / "one.mp4"), frames_of(tmp_path / "four.mp4")
+    assert len(first) == len(second) == 50
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_revisiting_a_frame_hits_the_cache_until_the_settings_change(
+    runtime: InferenceRuntime, media: dict[str, Path]
+) -> None:
+    cache = AnalysisCache()
+    frame = frames_of(media["clip"])[5]
+    no_tracking = settings().model_copy(update={"tracking": TrackingSettings(enabled=False)})
+    analyser = FrameAnalyser(runtime, no_tracking, cache=cache, source_id="clip")
+    first = analyser.analyse(frame, index=5)
+    assert (cache.hits, cache.misses) == (0, 1)
+    again = analyser.analyse(frame, index=5)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert [f.box for f in again] == [f.box for f in first]
+    stricter = no_tracking.model_copy(
+        update={
+            "analysis": no_tracking.analysis.model_copy(update={"detection": DetectionSettings(score=0.9)})
+        }
+    )
+    FrameAnalyser(runtime, stricter, cache=cache, source_id="clip").analyse(frame, index=5)
+    assert cache.misses == 2  # new settings: the old entry no longer answers
+
+
+def test_a_decode_error_mid_export_ends_it_with_the_file_named(
+    runtime: InferenceRuntime, media: dict[str, Path], tmp_path: Path
+) -> None:
+    data_ = media["clip"].read_bytes()
+    broken = tmp_path / "broken.mp4"
+    cut = len(data_) // 2
+    broken.write_bytes(data_[:cut] + bytes(200_000) + data_[cut + 200_000 :])
+    output = tmp_path / "out.mp4"
+    broken_job = SwapJob(
+        sources=(media["face"],), target=broken, output=output, settings=settings(),
+        engine=EngineOptions(workers=2, queue=16, segment_frames=10), audio=False,
+    )  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(MediaReadError, match=r"broken\.mp4"):
+        run_swap(runtime, broken_job)
+    assert time.monotonic() - started < 60
+    assert not output.exists()
+
+
+def test_cancelling_stops_every_thread_and_writes_nothing(
+    runtime: InferenceRuntime, media: dict[str, Path], tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+    output = tmp_path / "cancelled.mp4"
+    before = threading.active_count()
+
+    def progress(done: int, total: int) -> None:
+        if done >= 12:
+            cancel.set()
+
+    with pytest.raises(JobCancelledError):
+        run_swap(runtime, job(media, output, workers=3), progress=progress, cancel=cancel)
+    assert not output.exists()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before  # decode, analysis and worker threads all ended
+
+
+def test_live_mode_measures_latency_and_skips_rather_than_queues(
+    runtime: InferenceRuntime, media: dict[str, Path]
+) -> None:
+    live_job = SwapJob(
+        sources=(media["face"],), target=media["clip"], output=media["clip"], settings=settings()
+    )
+    timer = StageTimer()
+    state = JobState(runtime, live_job, timer)
+    source = PacedVideo(media["clip"], speed=2.0)  # 50 fps for 1 s: faster than this machine swaps
+    seen: list[int] = []
+    pipeline = LivePipeline(
+        state.analyser,
+        state.swapper,
+        source,
+        [lambda frame, captured: seen.append(captured.sequence)],
+        state.device,
+        timer,
+    )
+    try:
+        report = pipeline.run(seconds=3.0)
+    finally:
+        source.close()
+    assert report.frames == len(seen) >= 3
+    assert seen == sorted(seen)  # never out of order
+    assert len(report.latency_ms) == report.frames and min(report.latency_ms) > 0
+    assert report.skipped + source.dropped > 0  # frames were dropped, not queued
+    assert max(report.latency_ms) < 2000  # bounded: no backlog builds up
+
+
+def test_the_video_previewer_renders_the_exact_frame_and_caches_its_faces(
+    runtime: InferenceRuntime, media: dict[str, Path]
+) -> None:
+    truth = frames_of(media["clip"])
+    previewer = VideoPreviewer(runtime, media["clip"], (media["face"],))
+    delivered: list[PreviewResult[FrameResult]] = []
+    service: PreviewService[PipelineSettings, FrameResult] = PreviewService(previewer, delivered.append)
+    try:
+        for count, index in enumerate((30, 7, 30), start=1):
+            service.request(index, settings())
+            deadline = time.monotonic() + 30
+            while len(delivered) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        service.close()
+        previewer.close()
+    assert [r.index for r in delivered] == [30, 7, 30]
+    first, _, again = delivered
+    assert previewer.cache.hits == 1  # the second visit to frame 30 was a lookup
+    assert torch.equal(first.result.frame, again.result.frame)
+    assert len(first.result.faces) == 1
+    untouched = ~(first.result.frame != truth[30]).any(dim=2)
+    assert untouched.float().mean() > 0.5  # only the face region was swapped into the exact frame

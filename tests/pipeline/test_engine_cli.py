@@ -1,0 +1,111 @@
+"""`live`, `presets` and `bench` as a user runs them: real subprocesses, real media, real models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+
+from tests.support.cli import run
+from tests.support.media import make_clip
+from tests.support.processing import cli_models
+from tests.support.real_models import REAL_SCRFD_ID
+
+STANDINS = ("inswapper_128_fp16", "arcface_w600k_r50")
+
+
+@pytest.fixture(scope="module")
+def setup(test_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("engine-cli")
+    catalog = cli_models(test_assets, root / "models", STANDINS)
+    face = root / "face.png"
+    Image.fromarray(data.astronaut()).save(face)
+    clip = make_clip(root / "clip.mp4", seconds=2.0, fps=25, size=(320, 320), image=data.astronaut())
+    return {"models": root / "models", "catalog": catalog, "face": face, "clip": clip}
+
+
+def models_args(setup: dict[str, Path]) -> tuple[str, ...]:
+    return (
+        "--models-dir", str(setup["models"]), "--catalog", str(setup["catalog"]),
+        "--detector", REAL_SCRFD_ID, "--swapper", "inswapper_128_fp16@flat",
+    )  # fmt: skip
+
+
+def test_live_mode_on_a_video_played_in_real_time(setup: dict[str, Path]) -> None:
+    result = run(
+        "live", "-s", str(setup["face"]), "--video", str(setup["clip"]), "--seconds", "3", "--json",
+        *models_args(setup),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames"] >= 3
+    assert 0 < report["latency_p50_ms"] <= report["latency_p99_ms"]
+
+
+def test_live_mode_on_a_camera_source(setup: dict[str, Path]) -> None:
+    """FFmpeg's test source stands in for a webcam: the same capture path, no device needed."""
+    result = run(
+        "live", "-s", str(setup["face"]), "--camera-format", "lavfi",
+        "--camera", "testsrc2=size=320x240:rate=15", "--frames", "5", "--seconds", "20", "--json",
+        *models_args(setup),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] >= 5
+
+
+def test_live_with_a_missing_camera_is_a_clear_error(setup: dict[str, Path]) -> None:
+    result = run(
+        "live", "-s", str(setup["face"]), "--camera", "/dev/video-none", "--camera-format", "v4l2",
+        "--seconds", "2", *models_args(setup),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "/dev/video-none" in result.stderr
+
+
+def test_presets_show_save_list_and_use(setup: dict[str, Path], tmp_path: Path) -> None:
+    shown = run("presets", "show", "quality")
+    assert shown.returncode == 0, shown.stderr
+    settings = json.loads(shown.stdout)
+    settings["tracking"]["interval"] = 4
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(settings), encoding="utf-8")
+    assert run("presets", "save", "Night stream", str(mine)).returncode == 0
+    listed = json.loads(run("presets", "list", "--json").stdout)
+    assert {"fast", "balanced", "quality", "Night stream"} <= {p["name"] for p in listed}
+    assert json.loads(run("presets", "show", "Night stream").stdout)["tracking"]["interval"] == 4
+    swapped = run(
+        "swap", "-s", str(setup["face"]), "-t", str(setup["face"]), "-o", str(tmp_path / "o.png"),
+        "--user-preset", "Night stream", "--restorer", "none", "--mask", "box", "--landmarker", "none",
+        *models_args(setup),
+    )  # fmt: skip
+    assert swapped.returncode == 0, swapped.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tracking": {"interval": 0}}', encoding="utf-8")
+    refused = run("presets", "save", "broken", str(bad))
+    assert refused.returncode == 1 and "bad.json" in refused.stderr and "tracking.interval" in refused.stderr
+
+
+def test_bench_writes_its_report(test_assets: Path, tmp_path: Path) -> None:
+    work = tmp_path / "bench"
+    shutil.copytree(test_assets, work / "assets")  # the benchmark's detector and face, already fetched
+    out = tmp_path / "bench.json"
+    result = run(
+        "bench", "--sizes", "240p", "--seconds", "0.5", "--fps", "10", "--standin-width", "8",
+        "--standin-depth", "1", "--work-dir", str(work), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    result_240 = report["results"]["240p"]
+    assert result_240["frames"] == 5 and result_240["export_fps"] > 0
+    assert {"swap", "paste", "encode", "track"} <= set(result_240["stages_ms"])
+    assert all(v["p50"] <= v["p95"] for v in result_240["stages_ms"].values())
+    assert 0 < result_240["efficiency"] <= 1.5
+    assert result_240["live"]["latency_p50_ms"] > 0
+    assert result_240["resources"]["host_rss_peak_mb"] > 0
+    assert "stand-in" in report["models"]["inswapper_128_fp16"]
+    assert "export fps" in result.stdout
+    assert run("bench", "--sizes", "huge").returncode == 2
