@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from app.cli.output import say, say_json
 from app.cli.swap_cmd import add_look_options, build_settings
 from app.core.profiling import StageTimer
 from app.inference.runtime import InferenceRuntime
+from app.media.errors import MediaReadError
 from app.media.virtual_camera import VirtualCamera
-from app.media.webcam import PLATFORM_INPUT_FORMAT, CapturedFrame, WebcamSource
+from app.media.webcam import PLATFORM_INPUT_FORMAT, WebcamSource
 from app.models.context import AppContext
 from app.pipeline.job_state import JobState, SwapJob
 from app.pipeline.live import LivePipeline, LiveSource, PacedVideo
@@ -63,35 +62,36 @@ def _camera(args: argparse.Namespace) -> LiveSource:
     )
 
 
+def _open_virtual_camera(camera: LiveSource) -> VirtualCamera:
+    """Open the virtual camera at the camera's frame size, before anything runs: a missing backend is
+    reported at once, not after the models loaded."""
+    first = camera.read(timeout=10.0)
+    if first is None:
+        raise MediaReadError("The camera closed before it delivered a frame")
+    height, width = int(first.image.shape[0]), int(first.image.shape[1])
+    return VirtualCamera.open(width, height, 30.0)
+
+
 def run_live(args: argparse.Namespace, ctx: AppContext) -> int:
     runtime = InferenceRuntime(ctx.store, ctx.settings.inference)
     camera: LiveSource | None = None
     virtual: VirtualCamera | None = None
     try:
         settings, notes = build_settings(args, runtime)
-        dummy = args.video or args.source[0]
-        job = SwapJob(sources=tuple(args.source), target=dummy, output=dummy, settings=settings)
-        timer = StageTimer()
-        state = JobState(runtime, job, timer)
         camera = _camera(args)
         sinks = []
         if args.virtual_camera:
-            opened: dict[str, VirtualCamera] = {}
-
-            def to_virtual(frame: torch.Tensor, captured: CapturedFrame) -> None:
-                if "camera" not in opened:
-                    opened["camera"] = VirtualCamera.open(int(frame.shape[1]), int(frame.shape[0]), 30.0)
-                opened["camera"].send(frame)
-
-            sinks.append(to_virtual)
+            virtual = _open_virtual_camera(camera)
+            sinks.append(lambda frame, captured, camera=virtual: camera.send(frame))
+        placeholder = args.video or args.source[0]  # live mode has no target file or output
+        job = SwapJob(sources=tuple(args.source), target=placeholder, output=placeholder, settings=settings)
+        timer = StageTimer()
+        state = JobState(runtime, job, timer)
         pipeline = LivePipeline(state.analyser, state.swapper, camera, sinks, state.device, timer)
-        stop = threading.Event()
         try:
             report = pipeline.run(frames=args.frames, seconds=args.seconds)
         except KeyboardInterrupt:
-            stop.set()
             report = pipeline.stop()
-        virtual = opened.get("camera") if args.virtual_camera else None
     finally:
         if camera is not None:
             camera.close()

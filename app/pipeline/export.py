@@ -31,6 +31,7 @@ from app.media.video import VideoSource, open_video
 from app.pipeline.job_state import CONTENT_CHECK_SECONDS, JobCancelledError, JobReport, JobState
 from app.pipeline.sources import NoFaceError
 from app.pipeline.workers import OrderedPool, PipelineError
+from app.processing.content import ContentBlockedError
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,12 @@ def export_video(
             report.notes.append(f"resumed at frame {start}: earlier frames were kept from the last run")
         try:
             _run(state, report, source, writer, start, progress, cancel)
-        except BaseException:
+        except ContentBlockedError:
             writer.abort()
+            writer.work.remove()  # blocked content is not kept for a resume
+            raise
+        except BaseException:
+            writer.abort()  # the finished segments stay: running the job again resumes
             raise
         if report.frames + start == 0:
             raise DoppelError(f"Target {job.target} has no video frames that could be decoded")
@@ -145,7 +150,10 @@ def _run(
         describe=lambda items: f"frames {items[0].frame.index}–{items[-1].frame.index} of {state.job.target}",
     )
     feeder = threading.Thread(
-        target=_feed, args=(state, frames, pool, writer, every, batch, cancel), name="analyse", daemon=True
+        target=_feed,
+        args=(state, frames, pool, writer, every, batch, cancel),
+        name="analyse",
+        daemon=True,
     )
     with frames, pool:
         feeder.start()
@@ -190,12 +198,15 @@ def _feed(
     """The feeder thread: frames in order through the analyser, into the pool in chunks of `batch`."""
     index = -1
     chunk: list[_Analysed] = []
+    kept_until = writer.resume_pts()  # a seek by index is approximate on variable-frame-rate video
     try:
         while True:
             with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
                 frame = frames.get()
             if frame is None:
                 break
+            if kept_until is not None and frame.pts is not None and frame.pts <= kept_until:
+                continue  # already in a kept segment
             index = frame.index
             if cancel is not None and cancel.is_set():
                 raise JobCancelledError(

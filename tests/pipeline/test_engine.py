@@ -14,9 +14,12 @@ from skimage import data
 
 from app.core.profiling import StageTimer
 from app.faces.detector import DetectionSettings
+from app.inference.errors import InferenceError
+from app.inference.faults import FaultPlan
 from app.inference.runtime import InferenceRuntime
 from app.media.errors import MediaReadError
 from app.media.video import open_video
+from app.media.webcam import CapturedFrame
 from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.cache import AnalysisCache
 from app.pipeline.frame_swap import FrameResult
@@ -29,6 +32,7 @@ from app.pipeline.settings import AnalysisSettings, PipelineSettings
 from app.processing.settings import ProcessingSettings, SwapSettings
 from app.tracking.face_tracker import TrackingSettings
 from tests.support.media import make_clip
+from tests.support.processing import standin_runtime
 from tests.support.real_models import REAL_SCRFD_ID
 
 
@@ -145,16 +149,14 @@ def test_live_mode_measures_latency_and_skips_rather_than_queues(
     )
     timer = StageTimer()
     state = JobState(runtime, live_job, timer)
-    source = PacedVideo(media["clip"], speed=2.0)  # 50 fps for 1 s: faster than this machine swaps
+    source = PacedVideo(media["clip"], speed=4.0)  # 50 frames at 100 fps
     seen: list[int] = []
-    pipeline = LivePipeline(
-        state.analyser,
-        state.swapper,
-        source,
-        [lambda frame, captured: seen.append(captured.sequence)],
-        state.device,
-        timer,
-    )
+
+    def slow_preview(frame: torch.Tensor, captured: CapturedFrame) -> None:
+        seen.append(captured.sequence)
+        time.sleep(0.1)  # a sink at 10 fps, on any machine: the camera outpaces the pipeline
+
+    pipeline = LivePipeline(state.analyser, state.swapper, source, [slow_preview], state.device, timer)
     try:
         report = pipeline.run(seconds=3.0)
     finally:
@@ -163,7 +165,8 @@ def test_live_mode_measures_latency_and_skips_rather_than_queues(
     assert seen == sorted(seen)  # never out of order
     assert len(report.latency_ms) == report.frames and min(report.latency_ms) > 0
     assert report.skipped + source.dropped > 0  # frames were dropped, not queued
-    assert max(report.latency_ms) < 2000  # bounded: no backlog builds up
+    # bounded: no backlog builds up (a queue would end some 4.5 s behind: 50 frames at 10 fps)
+    assert max(report.latency_ms) < 2000
 
 
 def test_the_video_previewer_renders_the_exact_frame_and_caches_its_faces(
@@ -189,3 +192,19 @@ def test_the_video_previewer_renders_the_exact_frame_and_caches_its_faces(
     assert len(first.result.faces) == 1
     untouched = ~(first.result.frame != truth[30]).any(dim=2)
     assert untouched.float().mean() > 0.5  # only the face region was swapped into the exact frame
+
+
+def test_a_model_failing_in_the_swap_workers_ends_the_export_with_the_model_named(
+    test_assets: Path, media: dict[str, Path], tmp_path: Path
+) -> None:
+    """Fault injection: the swapper's CPU session raises on every run (nothing left to fall back to)."""
+    faulty = standin_runtime(test_assets, tmp_path / "faulty", ("inswapper_128_fp16", "arcface_w600k_r50"))
+    faulty.faults = FaultPlan.parse("cpu:run:inswapper_128_fp16@flat")
+    started = time.monotonic()
+    try:
+        with pytest.raises(InferenceError, match="inswapper_128_fp16@flat"):
+            run_swap(faulty, job(media, tmp_path / "failed.mp4", workers=3))
+    finally:
+        faulty.close()
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "failed.mp4").exists()

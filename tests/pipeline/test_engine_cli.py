@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from app.media.errors import VirtualCameraError
+from app.media.virtual_camera import VirtualCamera
 from tests.support.cli import run
 from tests.support.media import make_clip
 from tests.support.processing import cli_models
@@ -109,3 +111,21 @@ def test_bench_writes_its_report(test_assets: Path, tmp_path: Path) -> None:
     assert "stand-in" in report["models"]["inswapper_128_fp16"]
     assert "export fps" in result.stdout
     assert run("bench", "--sizes", "huge").returncode == 2
+
+
+def _virtual_camera_available() -> bool:
+    try:
+        VirtualCamera.open(64, 64, 30.0).close()
+    except VirtualCameraError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_virtual_camera_available(), reason="a virtual camera is installed here")
+def test_live_to_a_missing_virtual_camera_says_what_to_install(setup: dict[str, Path]) -> None:
+    result = run(
+        "live", "-s", str(setup["face"]), "--video", str(setup["clip"]), "--virtual-camera",
+        "--seconds", "2", *models_args(setup),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "No virtual camera is available" in result.stderr
