@@ -190,16 +190,17 @@ def test_the_video_previewer_renders_the_exact_frame_and_caches_its_faces(
     assert previewer.cache.hits == 1  # the second visit to frame 30 was a lookup
     assert torch.equal(first.result.frame, again.result.frame)
     assert len(first.result.faces) == 1
-    untouched = ~(first.result.frame != truth[30]).any(dim=2)
+    untouched = ~(first.result.frame.cpu() != truth[30]).any(dim=2)
     assert untouched.float().mean() > 0.5  # only the face region was swapped into the exact frame
 
 
 def test_a_model_failing_in_the_swap_workers_ends_the_export_with_the_model_named(
     test_assets: Path, media: dict[str, Path], tmp_path: Path
 ) -> None:
-    """Fault injection: the swapper's CPU session raises on every run (nothing left to fall back to)."""
+    """Fault injection: the swapper's sessions raise on every run, on every provider."""
     faulty = standin_runtime(test_assets, tmp_path / "faulty", ("inswapper_128_fp16", "arcface_w600k_r50"))
-    faulty.faults = FaultPlan.parse("cpu:run:inswapper_128_fp16@flat")
+    model = "inswapper_128_fp16@flat"  # every provider fails, so nothing is left to fall back to
+    faulty.faults = FaultPlan.parse(f"tensorrt:run:{model},cuda:run:{model},cpu:run:{model}")
     started = time.monotonic()
     try:
         with pytest.raises(InferenceError, match="inswapper_128_fp16@flat"):

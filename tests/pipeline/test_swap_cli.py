@@ -220,10 +220,12 @@ def test_an_export_killed_at_a_random_point_resumes_to_the_same_frames(
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while _segments_done(parts) < 1 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
-        assert _segments_done(parts) >= 1, "the export never finished a segment"
-        time.sleep(rng.uniform(0.0, 1.5))
+        kill_after = rng.randint(1, 4)  # of 7 whole segments: somewhere in the first half or so
+        while _segments_done(parts) < kill_after and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
+        assert _segments_done(parts) >= kill_after, "the export never got that far"
+        time.sleep(rng.uniform(0.0, 0.1))  # and somewhere inside the next segment
+        assert process.poll() is None, "the export finished before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     finally:
