@@ -4,8 +4,8 @@ For each clip size (720p and 1080p by default) it generates a clip of a real fac
 painting from the scrfd sdist) gliding over a test card, then:
 
 1. warms every model up on a short clip;
-2. exports the clip once with per-stage timing (the GPU is synchronised at each stage edge, so each
-   stage's time is its own): per-stage p50/p95;
+2. exports the clip once with per-stage timing, on one worker (the GPU is synchronised at each stage
+   edge, so each stage's time is its own): per-stage p50/p95;
 3. exports it again, unprofiled, as a user would: export fps, GPU utilisation, peak VRAM and host RAM,
    and a log of every model call (model, input shapes);
 4. replays each distinct model call alone to learn its isolated cost: pipeline efficiency is the sum of
@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 
 from app import __version__
+from app.core.errors import DoppelError
 from app.core.profiling import StageTimer
 from app.core.resources import ResourceSampler
 from app.core.settings import InferenceSettings
@@ -97,7 +98,7 @@ def bench_store(options: BenchOptions, say: Callable[[str], None]) -> tuple[Mode
             i for i in MODEL_IDS if not options.real_store.status(options.real_store.catalog.get(i)).usable
         ]
         if missing:
-            raise SystemExit(f"--real: these models are not installed: {', '.join(missing)}")
+            raise DoppelError(f"--real: these models are not installed: {', '.join(missing)}")
         scrfd = real_scrfd_store(assets, options.real_store.root)
         catalog = options.real_store.catalog.merged([scrfd.catalog.get(REAL_SCRFD_ID)])
         return ModelStore(options.real_store.root, catalog), dict.fromkeys(MODEL_IDS, "real")
@@ -222,15 +223,18 @@ def bench_size(
     out = options.folder / "out"
     out.mkdir(exist_ok=True)
 
-    def job(target: Path, name: str) -> SwapJob:
+    def job(target: Path, name: str, options: EngineOptions = engine) -> SwapJob:
         return SwapJob(
-            sources=(face_path,), target=target, output=out / name, settings=settings, engine=engine
+            sources=(face_path,), target=target, output=out / name, settings=settings, engine=options
         )
 
     say(f"{size_name}: warming up …")
     run_swap(runtime, job(warm, "warm.mp4"))
     say(f"{size_name}: profiled export …")
-    profiled = run_swap(runtime, job(clip, "profiled.mp4"), profile=True)
+    # One worker while profiling: the GPU is synchronised device-wide at stage edges, so with several
+    # workers a stage would also be charged for the others' kernels.
+    single = EngineOptions(workers=1, resume=False)
+    profiled = run_swap(runtime, job(clip, "profiled.mp4", single), profile=True)
     say(f"{size_name}: export …")
     calls = CallLog()
     runtime.call_log = calls

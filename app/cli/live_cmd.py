@@ -65,7 +65,12 @@ def _camera(args: argparse.Namespace) -> LiveSource:
 def _open_virtual_camera(camera: LiveSource) -> VirtualCamera:
     """Open the virtual camera at the camera's frame size, before anything runs: a missing backend is
     reported at once, not after the models loaded."""
-    first = camera.read(timeout=10.0)
+    try:
+        first = camera.read(timeout=10.0)
+    except TimeoutError as exc:
+        raise MediaReadError(
+            f"No frame from the camera within 10 s, so no virtual camera was opened: {exc}"
+        ) from None
     if first is None:
         raise MediaReadError("The camera closed before it delivered a frame")
     height, width = int(first.image.shape[0]), int(first.image.shape[1])

@@ -1,8 +1,8 @@
 """`python main.py queue list|run|retry|remove|clear`: the export queue (`swap … --enqueue` adds to it).
 
-The queue is the same one the desktop app shows; it lives in the settings folder, so jobs added from the
-command line can be run from the app and the other way round. A job that was running when the process
-stopped runs again, and a video picks up from its finished segments.
+The queue lives in the settings folder (queue.json); jobs another process added meanwhile are kept when
+it is saved, so `swap --enqueue` can add while a `queue run` works. A job that was running when the
+process stopped runs again, and a video picks up from its finished segments.
 """
 
 from __future__ import annotations

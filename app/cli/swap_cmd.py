@@ -252,6 +252,13 @@ def build_settings(args: argparse.Namespace, runtime: InferenceRuntime) -> tuple
 
 
 def _engine_options(args: argparse.Namespace) -> EngineOptions:
+    try:
+        return _engine(args)
+    except ValueError as exc:
+        raise UsageError(f"swap: {exc}") from None
+
+
+def _engine(args: argparse.Namespace) -> EngineOptions:
     return EngineOptions(
         **_given(
             workers=args.workers, queue=args.queue, segment_frames=args.segment_frames, batch=args.batch

@@ -50,6 +50,11 @@ class QueuedFrame:
 
 
 @dataclass(frozen=True)
+class _AfterPts:
+    pts: int
+
+
+@dataclass(frozen=True)
 class _Item:
     generation: int
     frame: QueuedFrame | None = None  # None with error None: end of stream
@@ -70,7 +75,10 @@ class FrameQueue:
         device: torch.device | str = "cpu",
         start: int = 0,
         stop: int | None = None,
+        after_pts: int | None = None,
     ) -> None:
+        """`after_pts`: start right after the frame with this timestamp instead of at `start` (exact
+        on variable-frame-rate video, where an index is only an estimate)."""
         if not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
             raise ValueError(f"FrameQueue capacity must be {MIN_CAPACITY}–{MAX_CAPACITY}, got {capacity}")
         if start < 0 or (stop is not None and stop < start):
@@ -86,7 +94,9 @@ class FrameQueue:
         self._lock = threading.Condition()
         self._buffer: deque[_Item] = deque()
         self._generation = 0
-        self._seek_to: int | None = start if start != source.position else None
+        self._seek_to: int | _AfterPts | None = start if start != source.position else None
+        if after_pts is not None:
+            self._seek_to = _AfterPts(after_pts)
         self._frames: Iterator[DecodedFrame] = source.frames()  # the decode thread's alone
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"decode {source.path.name}", daemon=True)
@@ -201,10 +211,13 @@ class FrameQueue:
                 self.high_water = max(self.high_water, len(self._buffer))
                 self._lock.notify_all()
 
-    def _decode_one(self, target: int | None, generation: int) -> _Item:
+    def _decode_one(self, target: int | _AfterPts | None, generation: int) -> _Item:
         """One frame (after seeking, when `target` is set) as an item; errors become items too."""
         try:
-            if target is not None:
+            if isinstance(target, _AfterPts):
+                self.source.seek_after_pts(target.pts)
+                self._frames = self.source.frames()
+            elif target is not None:
                 self.source.seek(target)
                 self._frames = self.source.frames()
             if self.stop is not None and self.source.position >= self.stop:

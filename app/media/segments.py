@@ -40,6 +40,7 @@ from app.media.atomic import check_folder
 from app.media.concat import join_segments
 from app.media.durable import fsync_file, fsync_folder
 from app.media.errors import MediaWriteError
+from app.media.i420 import I420
 from app.media.labels import SyntheticLabel
 from app.media.segment_work import WorkFolder, segment_name, work_folder
 from app.media.video_writer import ENCODERS, VideoCodec, VideoWriter, check_settings, choose_encoder
@@ -147,7 +148,7 @@ class SegmentedVideoWriter:
 
     # ---- writing -----------------------------------------------------------------------------------
 
-    def write(self, image: torch.Tensor, pts: int | None = None, state: bytes | None = None) -> None:
+    def write(self, image: torch.Tensor | I420, pts: int | None = None, state: bytes | None = None) -> None:
         """Encode one frame (any device; it is copied to the host). `pts` (in `time_base`) must increase,
         across a resume too; without it frames are spaced 1/fps apart. `state` is the caller's state
         after this frame: it is kept when this frame ends a segment (see `ends_segment`)."""

@@ -271,6 +271,25 @@ class VideoSource:
                 break
         self._next_index = frame_index
 
+    def seek_after_pts(self, pts: int) -> None:
+        """Position so that `frames()` starts at the first frame whose timestamp is after `pts` (in
+        `time_base`): exact on variable-frame-rate video too, where seeking by index is not. Resumed
+        exports use it to continue right after the last frame they kept. Frame indices from here on
+        are estimated from the timestamp."""
+        try:
+            self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise MediaReadError(f"{self.path}: cannot seek to timestamp {pts}: {exc}") from exc
+        self._pending.clear()
+        self._raw = self._decode()
+        self._exhausted = False
+        for frame in self._raw:
+            if frame.pts is not None and frame.pts > pts:
+                self._pending.append(frame)
+                break
+        start = self._stream.start_time or 0
+        self._next_index = round((pts - start) * self.time_base * self.fps) + 1
+
     def _decode(self) -> Iterator[VideoFrame]:
         packet = None
         try:

@@ -44,6 +44,7 @@ from app.media.audio import AudioTrack
 from app.media.capabilities import Capability, probe_encoder
 from app.media.durable import fsync_file, fsync_folder
 from app.media.errors import MediaWriteError
+from app.media.i420 import I420
 from app.media.labels import VIDEO_LABEL_TAGS, SyntheticLabel
 
 log = logging.getLogger(__name__)
@@ -218,11 +219,11 @@ class VideoWriter:
 
     # ---- writing -----------------------------------------------------------------------------------
 
-    def write(self, image: torch.Tensor, pts: int | None = None) -> None:
-        """Encode one frame. `pts` (in `time_base`) keeps the source's timing; it must increase."""
+    def write(self, image: torch.Tensor | I420, pts: int | None = None) -> None:
+        """Encode one frame: uint8 [H, W, 3] RGB, or I420 at the encoded size (converted on the GPU by
+        the caller, app.media.i420). `pts` (in `time_base`) keeps the source's timing; it must increase."""
         if self._closed:
             raise MediaWriteError(f"Cannot write to {self.path}: the writer is closed")
-        pixels = self._pixels(image)
         if pts is None:
             step = max(1, round(1 / self.fps / self.time_base))
             pts = 0 if self._last_pts is None else self._last_pts + step
@@ -230,9 +231,7 @@ class VideoWriter:
             raise MediaWriteError(
                 f"Cannot write {self.path}: frame timestamps must increase ({pts} after {self._last_pts})"
             )
-        frame = VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
-            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
-        )
+        frame = self._frame(image)
         frame.pts = pts
         frame.time_base = self.time_base
         if self._last_pts is None and self.audio is not None:
@@ -245,6 +244,18 @@ class VideoWriter:
                 f"Cannot write {self.path}: encoding frame {self.frames_written}: {exc}"
             ) from exc
         self.frames_written += 1
+
+    def _frame(self, image: torch.Tensor | I420) -> VideoFrame:
+        if isinstance(image, I420):
+            if (image.width, image.height) != self.encoded_size:
+                raise MediaWriteError(
+                    f"Cannot write {self.path}: an I420 frame of {image.width}x{image.height}, "
+                    f"expected {self.encoded_size[0]}x{self.encoded_size[1]}"
+                )
+            return VideoFrame.from_ndarray(image.data.cpu().numpy(), format="yuv420p")
+        return VideoFrame.from_ndarray(self._pixels(image), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+        )
 
     def _pixels(self, image: torch.Tensor) -> np.ndarray:
         expected = (self.height, self.width, 3)

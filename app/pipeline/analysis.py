@@ -26,7 +26,7 @@ from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
 from app.pipeline.cache import AnalysisCache, CacheKey
 from app.pipeline.settings import PipelineSettings
-from app.tracking.face_tracker import FaceTracker, TrackResult
+from app.tracking.face_tracker import FaceTracker, TrackEvents, TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class FrameAnalyser:
     def restore(self, state: bytes | None) -> None:
         if self.tracker is not None and state:
             self.tracker.restore(state)
+            self.tracker.totals = TrackEvents()  # count this run's events only
 
 
 def _report_losses(result: TrackResult, index: int | None) -> None:

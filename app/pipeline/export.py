@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +26,7 @@ import torch
 from app.core.errors import DoppelError
 from app.faces.types import Face
 from app.media.frame_queue import FrameQueue, QueuedFrame
+from app.media.i420 import I420, rgb_to_i420
 from app.media.segments import SegmentedVideoWriter
 from app.media.video import VideoSource, open_video
 from app.pipeline.job_state import CONTENT_CHECK_SECONDS, JobCancelledError, JobReport, JobState
@@ -40,6 +41,7 @@ Progress = Callable[[int, int], None]  # (frames done, frames expected)
 
 @dataclass
 class _Analysed:
+    index: int  # in the output: counted here, since a timestamp seek leaves the source's index estimated
     frame: QueuedFrame
     faces: list[Face]
     check_content: bool
@@ -51,7 +53,7 @@ class _Analysed:
 class _Rendered:
     index: int
     pts: int | None
-    image: torch.Tensor  # uint8 [H, W, 3] on the host, ready for the encoder
+    image: torch.Tensor | I420  # on the host, ready for the encoder
     faces: int
     checkpoint: bytes | None
 
@@ -97,6 +99,8 @@ def export_video(
             writer.abort()  # the finished segments stay: running the job again resumes
             raise
         if report.frames + start == 0:
+            writer.abort()
+            writer.work.remove()
             raise DoppelError(f"Target {job.target} has no video frames that could be decoded")
         if report.faces_swapped == 0 and start == 0:
             writer.abort()
@@ -138,24 +142,30 @@ def _run(
     report.workers = workers
     every = max(1, round(float(source.fps) * CONTENT_CHECK_SECONDS))
     total = max(source.frame_count, start)
-    frames = FrameQueue(source, capacity=options.queue, device=state.device, start=start)
     batch = options.batch_size(state.swapper.compositor.swapper.batched)
     report.batch = batch
-    pool: OrderedPool[list[_Analysed], list[_Rendered]] = OrderedPool(
-        lambda items: _render(state, items),
-        workers=workers,
-        capacity=max(2 * workers, 4),
-        name="swap",
-        context=_stream_context(state.device),
-        describe=lambda items: f"frames {items[0].frame.index}–{items[-1].frame.index} of {state.job.target}",
-    )
-    feeder = threading.Thread(
-        target=_feed,
-        args=(state, frames, pool, writer, every, batch, cancel),
-        name="analyse",
-        daemon=True,
-    )
-    with frames, pool:
+    # A resume continues right after the last kept frame's timestamp: exact on variable frame rate too.
+    kept_until = writer.resume_pts() if start else None
+    with ExitStack() as stack:
+        frames = stack.enter_context(
+            FrameQueue(source, capacity=options.queue, device=state.device, start=start, after_pts=kept_until)
+        )
+        pool: OrderedPool[list[_Analysed], list[_Rendered]] = stack.enter_context(
+            OrderedPool(
+                lambda items: _render(state, items),
+                workers=workers,
+                capacity=max(2 * workers, 4),
+                name="swap",
+                context=_stream_context(state.device),
+                describe=lambda items: f"frames {items[0].index}–{items[-1].index} of {state.job.target}",
+            )
+        )
+        feeder = threading.Thread(
+            target=_feed,
+            args=(state, frames, pool, writer, start, every, batch, cancel),
+            name="analyse",
+            daemon=True,
+        )
         feeder.start()
         try:
             for rendered in (one for chunk in _results(pool) for one in chunk):
@@ -170,6 +180,8 @@ def _run(
         finally:
             pool.stop()
             feeder.join(10)
+            if feeder.is_alive():
+                log.error("the analysis thread of %s did not stop within 10 s", state.job.target)
     tracker = state.analyser.tracker
     if tracker is not None:
         report.tracking = {k: v for k, v in dataclasses.asdict(tracker.totals).items() if v}
@@ -191,14 +203,15 @@ def _feed(
     frames: FrameQueue,
     pool: OrderedPool[list[_Analysed], list[_Rendered]],
     writer: SegmentedVideoWriter,
+    start: int,
     every: int,
     batch: int,
     cancel: threading.Event | None,
 ) -> None:
     """The feeder thread: frames in order through the analyser, into the pool in chunks of `batch`."""
-    index = -1
+    index = start  # the output frame being analysed
     chunk: list[_Analysed] = []
-    kept_until = writer.resume_pts()  # a seek by index is approximate on variable-frame-rate video
+    kept_until = writer.resume_pts() if start else None
     try:
         while True:
             with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
@@ -206,8 +219,7 @@ def _feed(
             if frame is None:
                 break
             if kept_until is not None and frame.pts is not None and frame.pts <= kept_until:
-                continue  # already in a kept segment
-            index = frame.index
+                continue  # already in a kept segment (FrameQueue started after it: a safety net)
             if cancel is not None and cancel.is_set():
                 raise JobCancelledError(
                     f"Cancelled: {state.job.output} was not written (its segments are kept)"
@@ -220,6 +232,7 @@ def _feed(
                 ready.record()
             chunk.append(
                 _Analysed(
+                    index,
                     frame,
                     faces,
                     check_content=index % every == 0,
@@ -227,6 +240,7 @@ def _feed(
                     ready=ready,
                 )
             )
+            index += 1
             if len(chunk) == batch:
                 pool.submit(chunk)
                 chunk = []
@@ -234,7 +248,7 @@ def _feed(
             pool.submit(chunk)
         pool.close()
     except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-        pool.fail(exc, f"analysis of frame {index + 1} of {state.job.target}")
+        pool.fail(exc, f"analysis of frame {index} of {state.job.target}")
 
 
 def _render(state: JobState, items: list[_Analysed]) -> list[_Rendered]:
@@ -247,10 +261,12 @@ def _render(state: JobState, items: list[_Analysed]) -> list[_Rendered]:
     rendered = []
     for item, result in zip(items, results, strict=True):
         if item.check_content:
-            state.check_content(result.frame, item.frame.index, state.timer)
+            state.check_content(result.frame, item.index, state.timer)
         with state.timer.stage("download"):
-            host = result.frame.cpu()  # synchronises this worker's stream only
-        rendered.append(_Rendered(item.frame.index, item.frame.pts, host, len(result.faces), item.checkpoint))
+            # On the GPU the frame becomes YUV there: the encoder's thread is spared swscale's RGB → YUV,
+            # and half the bytes come to the host. cpu() synchronises this worker's stream only.
+            host = rgb_to_i420(result.frame).cpu() if result.frame.is_cuda else result.frame
+        rendered.append(_Rendered(item.index, item.frame.pts, host, len(result.faces), item.checkpoint))
     return rendered
 
 

@@ -65,6 +65,7 @@ class JobQueue:
         self.on_change = on_change
         self._lock = threading.RLock()
         self._jobs: list[QueuedJob] = self._load()
+        self._removed: set[str] = set()  # so a save does not bring them back from the file
         self._cancel: threading.Event | None = None
         self._running_id: str | None = None
         self._stop = threading.Event()
@@ -93,19 +94,22 @@ class JobQueue:
                     return entry
         raise DoppelError(f"No job {job_id} in the queue ({self.path})")
 
+    # Each edit reads and writes under the lock, so it cannot interleave with the queue thread starting
+    # or finishing the same job.
+
     def remove(self, job_id: str) -> None:
         """Remove a job that is not running (cancel it first)."""
-        entry = self.get(job_id)
-        if entry.status is JobStatus.RUNNING:
-            raise DoppelError(f"Job {job_id} is running: cancel it before removing it")
         with self._lock:
+            if self.get(job_id).status is JobStatus.RUNNING:
+                raise DoppelError(f"Job {job_id} is running: cancel it before removing it")
             self._jobs = [j for j in self._jobs if j.id != job_id]
+            self._removed.add(job_id)
             self._save()
 
     def move(self, job_id: str, position: int) -> None:
         """Put a job at `position` (0 = next to run among the queued)."""
-        entry = self.get(job_id)
         with self._lock:
+            entry = self.get(job_id)
             rest = [j for j in self._jobs if j.id != job_id]
             rest.insert(max(0, min(position, len(rest))), entry)
             self._jobs = rest
@@ -113,22 +117,26 @@ class JobQueue:
 
     def retry(self, job_id: str) -> None:
         """Queue a failed or cancelled job again (a video resumes from its kept segments)."""
-        entry = self.get(job_id)
-        if entry.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            self._update(replace(entry, status=JobStatus.QUEUED, error=None))
-            self._wake.set()
+        with self._lock:
+            entry = self.get(job_id)
+            if entry.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                self._update(replace(entry, status=JobStatus.QUEUED, error=None))
+        self._wake.set()
 
     def clear_finished(self) -> None:
         with self._lock:
-            self._jobs = [j for j in self._jobs if j.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
+            finished = {j.id for j in self._jobs if j.status not in (JobStatus.QUEUED, JobStatus.RUNNING)}
+            self._jobs = [j for j in self._jobs if j.id not in finished]
+            self._removed |= finished
             self._save()
 
     def cancel(self, job_id: str) -> None:
-        entry = self.get(job_id)
-        if entry.status is JobStatus.QUEUED:
-            self._update(replace(entry, status=JobStatus.CANCELLED))
-        elif entry.status is JobStatus.RUNNING and self._cancel is not None:
-            self._cancel.set()
+        with self._lock:
+            entry = self.get(job_id)
+            if entry.status is JobStatus.QUEUED:
+                self._update(replace(entry, status=JobStatus.CANCELLED))
+            elif entry.status is JobStatus.RUNNING and self._cancel is not None:
+                self._cancel.set()
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -151,6 +159,8 @@ class JobQueue:
         try:
             report = run_swap(self.runtime, entry.job, progress=progress, cancel=self._cancel)
         except JobCancelledError as exc:
+            if self._stop.is_set():  # the app is closing, not the user cancelling: run it next time
+                return self._update(replace(self.get(entry.id), status=JobStatus.QUEUED, error=None))
             return self._update(replace(self.get(entry.id), status=JobStatus.CANCELLED, error=str(exc)))
         except DoppelError as exc:
             return self._update(replace(self.get(entry.id), status=JobStatus.FAILED, error=str(exc)))
@@ -186,21 +196,27 @@ class JobQueue:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the background thread; a running job is cancelled (and queued again for next time)."""
+        """Stop the background thread; a running job is interrupted and queued again for next time
+        (one that was already finishing keeps its result)."""
         self._stop.set()
         self._wake.set()
         with self._lock:
-            running, cancel = self._running_id, self._cancel
+            cancel = self._cancel
         if cancel is not None:
             cancel.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if running is not None:
-            self._update(replace(self.get(running), status=JobStatus.QUEUED, error=None))
+            if self._thread.is_alive():
+                log.error("the job queue's thread did not stop within %.0f s", timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if self.run_next() is None:
+            try:
+                ran = self.run_next()
+            except Exception:  # a bug here must not silently end the queue thread
+                log.exception("the job queue failed; it carries on")
+                ran = None
+            if ran is None:
                 self._wake.wait(0.5)
                 self._wake.clear()
 
@@ -219,6 +235,14 @@ class JobQueue:
             self.on_change(entry)
 
     def _save(self) -> None:
+        """Write the queue, keeping jobs another process (`swap --enqueue`) added to the file since."""
+        known = {j.id for j in self._jobs} | self._removed
+        if self.path.is_file():
+            try:
+                added = [j for j in _FILE.validate_json(self.path.read_bytes()) if j.id not in known]
+            except (OSError, ValidationError):
+                added = []  # unreadable now: ours replaces it (it was reported when loaded)
+            self._jobs.extend(added)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + ".tmp")
         temporary.write_bytes(_FILE.dump_json(self._jobs, indent=2))

@@ -38,6 +38,19 @@ class EngineOptions:
     hardware_decode: bool = True  # NVDEC when the GPU and FFmpeg have it
     batch: int = 0  # frames per worker call; 0: 4 when the swapper takes a batch, else 1
 
+    def __post_init__(self) -> None:
+        problems = []
+        if self.workers < 0:
+            problems.append(f"workers must be ≥ 0 (0: automatic), got {self.workers}")
+        if not 16 <= self.queue <= 64:
+            problems.append(f"queue must be 16..64 frames, got {self.queue}")
+        if self.segment_frames < 1:
+            problems.append(f"segment frames must be ≥ 1, got {self.segment_frames}")
+        if self.batch < 0:
+            problems.append(f"batch must be ≥ 0 (0: automatic), got {self.batch}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
     def batch_size(self, swapper_takes_a_batch: bool) -> int:
         if self.batch > 0:
             return self.batch

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +66,7 @@ class _Analysed:
     frame: CapturedFrame
     image: torch.Tensor  # on the compute device
     faces: list[Face]
+    ready: torch.cuda.Event | None  # the analysis thread's work on `image` is done
 
 
 class LivePipeline:
@@ -160,16 +162,33 @@ class LivePipeline:
             with self.timer.stage("upload"):
                 image = frame.image.to(self.device, non_blocking=True)
             faces = self.analyser.analyse(image, timer=self.timer)
-            self._analysed.put(_Analysed(frame, image, faces))
+            ready = None
+            if image.is_cuda:
+                ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
+                ready.record()
+            self._analysed.put(_Analysed(frame, image, faces, ready))
         self._analysed.close()
 
     def _render_loop(self) -> None:
+        # Its own CUDA stream, so compositing frame n overlaps the analysis of frame n+1 on the GPU too.
+        on_stream = (
+            torch.cuda.stream(torch.cuda.Stream(self.device))  # type: ignore[no-untyped-call]
+            if self.device.type == "cuda"
+            else nullcontext()
+        )
+        with on_stream:
+            self._render_frames()
+
+    def _render_frames(self) -> None:
         while True:
             item = self._analysed.take(timeout=0.1)
             if item is None:
                 if self._analysed.closed:
                     return
                 continue
+            if item.ready is not None:
+                torch.cuda.current_stream().wait_event(item.ready)
+                item.image.record_stream(torch.cuda.current_stream())
             result = self.swapper.render(item.image, item.faces, self.timer)
             with self.timer.stage("sinks"):
                 for sink in self.sinks:
@@ -209,6 +228,8 @@ class PacedVideo:
         if self._slot.closed and self._error is None:
             return self._slot.take(0)
         frame = self._slot.take(timeout)
+        if frame is None and self._error is not None:
+            raise self._error  # the decoder failed while we waited: not a clean end
         if frame is None and not self._slot.closed:
             raise TimeoutError(f"No frame from {self.path} within {timeout} s")
         return frame

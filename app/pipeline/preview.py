@@ -2,8 +2,9 @@
 
 Scrubbing fires a request per mouse move. Requests go into a latest-wins slot, so a request nobody has
 started is replaced, never queued; a request being worked on is cancelled at the next stage boundary
-(decode → analyse → render) once a newer one arrives, and its result is never delivered. Each request
-carries its own immutable settings snapshot, taken on the GUI thread.
+(decode → analyse → render) once a newer one arrives, and a result already stale when it is done is not
+delivered (one can still go stale on its way: receivers compare `generation` with their latest). Each
+request carries its own immutable settings snapshot, taken on the GUI thread.
 
 The service knows nothing of Qt: `deliver` is called on the worker thread, and the UI's controller
 turns it into a signal.
@@ -121,8 +122,14 @@ class PreviewService(Generic[Settings, Result]):
             except Exception as exc:  # noqa: BLE001 - reported, and the service carries on
                 log.warning("preview of frame %d failed: %s", request.index, exc)
                 if self._on_error is not None and not self._is_stale(request.generation):
-                    self._on_error(request.index, exc)
+                    try:
+                        self._on_error(request.index, exc)
+                    except Exception:  # as for deliver
+                        log.exception("reporting the failed preview of frame %d failed", request.index)
                 continue
             latency = (time.perf_counter() - request.requested_at) * 1000.0
             self.completed += 1
-            self._deliver(PreviewResult(request.generation, request.index, result, latency))
+            try:
+                self._deliver(PreviewResult(request.generation, request.index, result, latency))
+            except Exception:  # a receiver's bug (a deleted widget) must not end the preview thread
+                log.exception("delivering the preview of frame %d failed", request.index)

@@ -188,7 +188,10 @@ class OrderedPool(Generic[In, Out]):
                 wrapped = PipelineError(f"{where} failed: {detail}")
                 wrapped.__cause__ = error
                 self._error = wrapped
-                log.error("%s failed", where, exc_info=error)
+                if isinstance(error, DoppelError):  # a cancel, a bad file: the user is told, no trace
+                    log.info("%s stopped: %s", where, detail)
+                else:
+                    log.error("%s failed", where, exc_info=error)
             self._stop.set()
             self._ready.notify_all()
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -209,3 +212,54 @@ def test_a_model_failing_in_the_swap_workers_ends_the_export_with_the_model_name
         faulty.close()
     assert time.monotonic() - started < 60
     assert not (tmp_path / "failed.mp4").exists()
+
+
+def _variable_rate_clip(path: Path, image: torch.Tensor) -> Path:
+    """80 frames: 40 at 100 fps, then 40 at 20 fps (timestamps in ms), panning so every frame differs."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=50)
+        stream.width, stream.height, stream.pix_fmt = 320, 320, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"g": "12"}
+        source = image.numpy()
+        for index in range(80):
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(source[index : index + 320, 40 : 40 + 320]), format="rgb24"
+            )
+            frame.pts = index * 10 if index < 40 else 400 + (index - 40) * 50
+            frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_variable_frame_rate_export_resumes_without_losing_or_repeating_frames(
+    runtime: InferenceRuntime, media: dict[str, Path], tmp_path: Path
+) -> None:
+    clip = _variable_rate_clip(tmp_path / "vfr.mp4", torch.from_numpy(data.astronaut().copy()))
+
+    def vfr_job(output: Path) -> SwapJob:
+        return SwapJob(
+            sources=(media["face"],), target=clip, output=output, settings=settings(interval=2),
+            engine=EngineOptions(workers=2, queue=16, segment_frames=20), audio=False,
+        )  # fmt: skip
+
+    run_swap(runtime, vfr_job(tmp_path / "whole.mp4"))
+    cancel = threading.Event()
+    with pytest.raises(JobCancelledError):
+        run_swap(
+            runtime,
+            vfr_job(tmp_path / "resumed.mp4"),
+            progress=lambda done, total: done >= 45 and cancel.set(),
+            cancel=cancel,
+        )  # type: ignore[func-returns-value]
+    report = run_swap(runtime, vfr_job(tmp_path / "resumed.mp4"))
+    assert report.resumed_from == 40  # two whole segments were kept, in the 20 fps part's timestamps
+    with av.open(str(tmp_path / "whole.mp4")) as a, av.open(str(tmp_path / "resumed.mp4")) as b:
+        whole = [(f.pts, f.to_ndarray(format="rgb24")) for f in a.decode(video=0)]
+        resumed = [(f.pts, f.to_ndarray(format="rgb24")) for f in b.decode(video=0)]
+    assert len(whole) == len(resumed) == 80
+    assert [p for p, _ in whole] == [p for p, _ in resumed]
+    assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(whole, resumed, strict=True))

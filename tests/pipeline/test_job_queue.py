@@ -105,3 +105,36 @@ def test_cancelling_the_running_export_stops_it_and_the_next_job_runs(
     assert not (tmp_path / "v.mp4").exists()
     assert (tmp_path / "v.mp4.parts").is_dir()  # kept: retrying resumes
     assert not any(t.name == "job-queue" and t.is_alive() for t in threading.enumerate())
+
+
+def test_jobs_added_by_another_process_survive_this_ones_saves(
+    runtime: InferenceRuntime, face: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "queue.json"
+    app = JobQueue(runtime, path)  # the desktop app holds the queue
+    cli = JobQueue(runtime, path)  # `swap --enqueue` from a terminal
+    from_cli = cli.add(image_job(face, tmp_path / "cli.png"))
+    from_app = app.add(image_job(face, tmp_path / "app.png"))
+    app.remove(from_app)
+    assert [j.id for j in JobQueue(runtime, path).jobs()] == [from_cli]
+
+
+def test_closing_the_app_mid_export_queues_the_job_again(
+    runtime: InferenceRuntime, face: Path, tmp_path: Path
+) -> None:
+    clip = make_clip(
+        tmp_path / "long.mp4", seconds=8.0, fps=25, size=(320, 320), image=data.astronaut(), audio=False
+    )
+    started = threading.Event()
+    queue = JobQueue(runtime, tmp_path / "queue.json", on_change=lambda j: j.done > 3 and started.set())
+    video = queue.add(
+        SwapJob(sources=(face,), target=clip, output=tmp_path / "v.mp4", settings=SETTINGS,
+                engine=EngineOptions(workers=1, segment_frames=10), audio=False)
+    )  # fmt: skip
+    queue.start()
+    try:
+        assert started.wait(60)
+    finally:
+        queue.stop()
+    assert queue.get(video).status is JobStatus.QUEUED  # interrupted by the app closing, not cancelled
+    assert JobQueue(runtime, tmp_path / "queue.json").get(video).status is JobStatus.QUEUED
