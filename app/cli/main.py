@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Doppel: real-time face swapping. Without a command, the desktop app starts.",
     )
     parser.add_argument("--version", action="version", version=f"Doppel {__version__}")
+    parser.add_argument(
+        "--screenshot", type=Path, metavar="OUT.png", help="render the main window to a PNG and exit"
+    )
+    parser.add_argument("--open", type=Path, metavar="MEDIA", help="open an image or a video in the app")
+    parser.add_argument("--models-dir", type=Path, metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--catalog", type=Path, action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     gui = commands.add_parser("gui", parents=[common], help="start the desktop app (the default)")
     gui.set_defaults(handler=_run_gui)
@@ -70,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_gui(args: argparse.Namespace, ctx: object) -> int:
     from app.ui.launch import run_gui  # Qt loads only when the GUI is wanted
 
-    code: int = run_gui(models_dir=args.models_dir, extra_catalogs=args.catalog)
+    code: int = run_gui(
+        models_dir=args.models_dir,
+        extra_catalogs=args.catalog,
+        open_media=getattr(args, "open", None),
+        screenshot=getattr(args, "screenshot", None),
+    )
     return code
 
 
@@ -88,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv or ["gui"])
     _configure_logging(args.verbose)
     try:
-        if args.command == "gui":
+        if args.command in ("gui", None):
             return _run_gui(args, None)
         ctx = build_context(args.models_dir, args.catalog)
         code: int = args.handler(args, ctx)

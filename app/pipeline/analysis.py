@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from app.core.errors import DoppelError
 from app.core.profiling import StageTimer
 from app.core.telemetry import get_telemetry
 from app.faces.detector import FaceDetector
@@ -50,11 +51,13 @@ class FrameAnalyser:
             self.landmarker = AutoLandmarker(runtime)
         elif analysis.landmarker:
             self.landmarker = Landmarker(runtime, analysis.landmarker)
-        self.references = list(references)
+        self.references = list(references) or list(analysis.references)
         self.selection = analysis.selection
         needs_embeddings = self.selection.mode is SelectionMode.REFERENCE
         if needs_embeddings and not self.references:
-            raise ValueError("reference selection needs at least one reference identity")
+            raise DoppelError(
+                "Reference mode needs a reference face: click a face in the studio, or load an identity"
+            )
         self.recogniser = Recogniser(runtime, self.references[0].recogniser) if needs_embeddings else None
         self.tracker = FaceTracker(self._find, settings.tracking) if settings.tracking.enabled else None
         self.cache = cache

@@ -1,4 +1,4 @@
-"""VideoPreviewer: what PreviewService runs for a video — the exact frame, its faces, swapped.
+"""MediaPreviewer: what PreviewService runs — the frame asked for, its faces, and those faces swapped.
 
 Scrubbing is random access, so tracking has no previous frame to follow: each frame is analysed on its
 own (detection every frame, no stabilisation), and its faces are cached per frame and analysis settings,
@@ -10,17 +10,21 @@ swapper recogniser.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from app.core.profiling import StageTimer
 from app.faces.recogniser import Recogniser
+from app.faces.types import Face
 from app.inference.runtime import InferenceRuntime
+from app.media.images import load_image
 from app.media.video import VideoSource, open_video
 from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.cache import AnalysisCache
-from app.pipeline.frame_swap import FrameResult, FrameSwapper, frame_device
+from app.pipeline.frame_swap import FrameSwapper, frame_device
+from app.pipeline.jobs import is_image
 from app.pipeline.preview import Checkpoint
 from app.pipeline.settings import PipelineSettings
 from app.pipeline.sources import SourceIdentity, load_sources
@@ -35,36 +39,70 @@ def scrubbing(settings: PipelineSettings) -> PipelineSettings:
     return settings.model_copy(update={"tracking": TrackingSettings(enabled=False)})
 
 
-class VideoPreviewer:
+@dataclass(frozen=True)
+class PreviewFrame:
+    """What the viewer shows for one request: host tensors, ready to draw."""
+
+    index: int
+    before: torch.Tensor  # uint8 [H, W, 3], the frame as decoded
+    after: torch.Tensor  # the frame swapped (the same as `before` while no source face is chosen)
+    faces: list[Face]  # those selected in this frame (what the target panel shows)
+    swapped: bool
+
+
+class MediaPreviewer:
+    """The frame at an index of a video (or the one frame of an image), its faces, and — once source
+    photos are chosen — those faces swapped. Used by PreviewService off the GUI thread."""
+
     def __init__(
         self,
         runtime: InferenceRuntime,
-        video: Path,
-        sources: tuple[Path, ...],
+        media: Path,
+        sources: tuple[Path, ...] = (),
         cache: AnalysisCache | None = None,
     ) -> None:
         self.runtime = runtime
-        self.video: VideoSource = open_video(video)
+        self.media = media
+        self.image = load_image(media).frame if is_image(media) else None
+        self.video: VideoSource | None = None if self.image is not None else open_video(media)
         self.sources = sources
         self.cache = cache or AnalysisCache()
         self.device = frame_device(runtime)
         self.timer = StageTimer()
-        self._built: tuple[str, FrameAnalyser, FrameSwapper] | None = None
-        self._identities: dict[str, SourceIdentity] = {}
+        self._built: tuple[str, FrameAnalyser, FaceCompositor] | None = None
+        self._identities: dict[tuple[str, tuple[Path, ...]], SourceIdentity] = {}
 
-    def __call__(self, index: int, settings: PipelineSettings, checkpoint: Checkpoint) -> FrameResult:
+    @property
+    def frame_count(self) -> int:
+        return 1 if self.video is None else self.video.frame_count
+
+    def __call__(self, index: int, settings: PipelineSettings, checkpoint: Checkpoint) -> PreviewFrame:
+        return self.preview(index, settings, self.sources, checkpoint)
+
+    def preview(
+        self, index: int, settings: PipelineSettings, sources: tuple[Path, ...], checkpoint: Checkpoint
+    ) -> PreviewFrame:
         with self.timer.stage("decode"):
             frame = self._frame(index).to(self.device)
         checkpoint()
-        analyser, swapper = self._models(settings)
+        analyser, compositor = self._models(settings)
         faces = analyser.analyse(frame, index=index, timer=self.timer)
         checkpoint()
-        return swapper.render(frame, faces, self.timer)
+        if not sources:
+            host = frame.cpu()
+            return PreviewFrame(index, host, host, faces, swapped=False)
+        swapper = FrameSwapper(compositor, self._identity(analyser, compositor, sources))
+        result = swapper.render(frame, faces, self.timer)
+        return PreviewFrame(index, frame.cpu(), result.frame.cpu(), faces, swapped=True)
 
     def close(self) -> None:
-        self.video.close()
+        if self.video is not None:
+            self.video.close()
 
     def _frame(self, index: int) -> torch.Tensor:
+        if self.video is None:
+            assert self.image is not None
+            return self.image
         if index != self.video.position:
             self.video.seek(index)
         decoded = next(self.video.frames(), None)
@@ -72,22 +110,21 @@ class VideoPreviewer:
             raise IndexError(f"{self.video.path} has no frame {index} (it has {self.video.frame_count})")
         return decoded.image
 
-    def _models(self, settings: PipelineSettings) -> tuple[FrameAnalyser, FrameSwapper]:
+    def _models(self, settings: PipelineSettings) -> tuple[FrameAnalyser, FaceCompositor]:
         settings = scrubbing(settings)
         key = settings.fingerprint()
         if self._built is not None and self._built[0] == key:
             return self._built[1], self._built[2]
-        analyser = FrameAnalyser(self.runtime, settings, cache=self.cache, source_id=str(self.video.path))
+        analyser = FrameAnalyser(self.runtime, settings, cache=self.cache, source_id=str(self.media))
         compositor = FaceCompositor(self.runtime, settings.processing)
-        swapper = FrameSwapper(compositor, self._identity(analyser, compositor))
-        self._built = (key, analyser, swapper)
-        return analyser, swapper
+        self._built = (key, analyser, compositor)
+        return analyser, compositor
 
-    def _identity(self, analyser: FrameAnalyser, compositor: FaceCompositor) -> SourceIdentity:
-        recogniser_id = compositor.swapper.recogniser_id
-        if recogniser_id not in self._identities:
-            recogniser = Recogniser(self.runtime, recogniser_id)
-            self._identities[recogniser_id] = load_sources(
-                self.sources, analyser.detector, recogniser, self.device
-            )
-        return self._identities[recogniser_id]
+    def _identity(
+        self, analyser: FrameAnalyser, compositor: FaceCompositor, sources: tuple[Path, ...]
+    ) -> SourceIdentity:
+        key = (compositor.swapper.recogniser_id, sources)
+        if key not in self._identities:
+            recogniser = Recogniser(self.runtime, key[0])
+            self._identities[key] = load_sources(sources, analyser.detector, recogniser, self.device)
+        return self._identities[key]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.core.errors import SettingsError
 from app.faces.detector import DetectionSettings
+from app.faces.identity import Identity
 from app.faces.selection import SelectionSettings
 from app.processing.settings import ProcessingSettings
 from app.tracking.face_tracker import TrackingSettings
@@ -33,6 +34,9 @@ class AnalysisSettings(_Frozen):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     landmarker: str | None = None  # None: the detector's five points; "auto": routed by face size
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
+    # Reference mode: swap only faces like these (chosen by clicking a face in the studio, or loaded
+    # identity files); they travel with the settings, so previews, exports and the queue agree.
+    references: tuple[Identity, ...] = ()
 
 
 class PipelineSettings(_Frozen):

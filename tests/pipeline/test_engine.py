@@ -25,12 +25,11 @@ from app.media.video import open_video
 from app.media.webcam import CapturedFrame
 from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.cache import AnalysisCache
-from app.pipeline.frame_swap import FrameResult
 from app.pipeline.job_state import EngineOptions, JobCancelledError, JobState, SwapJob
 from app.pipeline.jobs import run_swap
 from app.pipeline.live import LivePipeline, PacedVideo
 from app.pipeline.preview import PreviewResult, PreviewService
-from app.pipeline.previewer import VideoPreviewer
+from app.pipeline.previewer import MediaPreviewer, PreviewFrame
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
 from app.processing.settings import ProcessingSettings, SwapSettings
 from app.tracking.face_tracker import TrackingSettings
@@ -176,9 +175,9 @@ def test_the_video_previewer_renders_the_exact_frame_and_caches_its_faces(
     runtime: InferenceRuntime, media: dict[str, Path]
 ) -> None:
     truth = frames_of(media["clip"])
-    previewer = VideoPreviewer(runtime, media["clip"], (media["face"],))
-    delivered: list[PreviewResult[FrameResult]] = []
-    service: PreviewService[PipelineSettings, FrameResult] = PreviewService(previewer, delivered.append)
+    previewer = MediaPreviewer(runtime, media["clip"], (media["face"],))
+    delivered: list[PreviewResult[PreviewFrame]] = []
+    service: PreviewService[PipelineSettings, PreviewFrame] = PreviewService(previewer, delivered.append)
     try:
         for count, index in enumerate((30, 7, 30), start=1):
             service.request(index, settings())
@@ -191,9 +190,10 @@ def test_the_video_previewer_renders_the_exact_frame_and_caches_its_faces(
     assert [r.index for r in delivered] == [30, 7, 30]
     first, _, again = delivered
     assert previewer.cache.hits == 1  # the second visit to frame 30 was a lookup
-    assert torch.equal(first.result.frame, again.result.frame)
-    assert len(first.result.faces) == 1
-    untouched = ~(first.result.frame.cpu() != truth[30]).any(dim=2)
+    assert torch.equal(first.result.after, again.result.after)
+    assert len(first.result.faces) == 1 and first.result.swapped
+    assert torch.equal(first.result.before, truth[30])  # the exact frame
+    untouched = ~(first.result.after != truth[30]).any(dim=2)
     assert untouched.float().mean() > 0.5  # only the face region was swapped into the exact frame
 
 

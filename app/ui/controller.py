@@ -1,0 +1,214 @@
+"""StudioController: the one object between the window and the engine.
+
+Widgets hand it settings (an immutable PipelineSettings snapshot), source photos and frame requests;
+it turns them into preview requests for the engine's PreviewService, which renders on its own thread
+(latest request wins: a scrub never queues up frames nobody will see). Results and errors come back
+as Qt signals, delivered on the GUI thread; nothing here runs a model on the GUI thread or reads a
+widget from another thread (DESIGN: a controller owns the workers, results come back by signal).
+
+Playback is a QTimer on the GUI thread that asks for the next frame at the media's rate; when the
+engine is slower than that, playback runs at the engine's pace: one request at a time, no backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.core.errors import DoppelError
+from app.inference.runtime import InferenceRuntime
+from app.pipeline.preview import Checkpoint, PreviewResult, PreviewService
+from app.pipeline.previewer import MediaPreviewer, PreviewFrame
+from app.pipeline.settings import PipelineSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a preview request depends on, taken on the GUI thread when it is made."""
+
+    settings: PipelineSettings
+    sources: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    frames: int  # 1 for an image
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def is_video(self) -> bool:
+        return self.frames > 1
+
+
+class StudioController(QObject):
+    frame_ready = Signal(object)  # PreviewResult[PreviewFrame] of the latest request, on the GUI thread
+    failed = Signal(str)  # a request failed, in words
+    media_opened = Signal(object)  # MediaInfo
+    playing_changed = Signal(bool)
+    _arrived = Signal(object)  # from the preview thread; queued to the GUI thread
+
+    def __init__(self, runtime: InferenceRuntime, settings: PipelineSettings | None = None) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.settings = settings or PipelineSettings()
+        self.sources: tuple[Path, ...] = ()
+        self.markers: dict[int, PipelineSettings] = {}  # frame → the settings from that frame on
+        self.media: MediaInfo | None = None
+        self.index = 0
+        self.last: PreviewFrame | None = None
+        self._previewer: MediaPreviewer | None = None
+        self._service: PreviewService[Snapshot, PreviewFrame] | None = None
+        self._clock = QTimer(self)
+        self._clock.timeout.connect(self._tick)
+        self._latest = 0  # the generation of the newest request
+        self._waiting = False  # the newest request is not rendered yet
+        self._arrived.connect(self._on_arrived)
+        self.failed.connect(self._on_failed)
+
+    # -- media ---------------------------------------------------------------------------------------
+
+    def open_media(self, path: Path) -> MediaInfo:
+        """Open an image or a video (DoppelError names the file when it cannot be used)."""
+        self._close_media()
+        previewer = MediaPreviewer(self.runtime, path)
+        self._previewer = previewer
+        if previewer.video is not None:
+            video = previewer.video
+            info = MediaInfo(path, video.frame_count, float(video.fps), video.width, video.height)
+        else:
+            assert previewer.image is not None
+            height, width = int(previewer.image.shape[0]), int(previewer.image.shape[1])
+            info = MediaInfo(path, 1, 0.0, width, height)
+        self.media = info
+        self.markers = {}
+        self._service = PreviewService(self._process, self._deliver, self._report)
+        self.index = 0
+        self.media_opened.emit(info)
+        self.request(0)
+        return info
+
+    # -- what the user changes -------------------------------------------------------------------------
+
+    def set_settings(self, settings: PipelineSettings) -> None:
+        """Change the settings that apply at the current frame: the marker in force there, or the
+        settings before the first marker."""
+        marker = self.marker_at(self.index)
+        if marker is None:
+            self.settings = settings
+        else:
+            self.markers[marker] = settings
+        self.refresh()
+
+    # -- markers: a settings override from a frame on ---------------------------------------------------
+
+    def marker_at(self, index: int) -> int | None:
+        """The marker in force at `index` (the last one at or before it), if any."""
+        before = [marker for marker in self.markers if marker <= index]
+        return max(before) if before else None
+
+    def settings_for(self, index: int) -> PipelineSettings:
+        marker = self.marker_at(index)
+        return self.settings if marker is None else self.markers[marker]
+
+    def toggle_marker(self, index: int) -> list[int]:
+        """Place a marker at `index` holding the settings in force there, or remove the one there."""
+        if index in self.markers:
+            del self.markers[index]
+        else:
+            self.markers[index] = self.settings_for(index)
+        self.refresh()
+        return sorted(self.markers)
+
+    def set_sources(self, paths: tuple[Path, ...]) -> None:
+        self.sources = tuple(paths)
+        self.refresh()
+
+    def request(self, index: int) -> None:
+        """Ask for frame `index` under the current settings; only the latest request is rendered."""
+        if self._service is None or self.media is None:
+            return
+        self.index = max(0, min(index, self.media.frames - 1))
+        snapshot = Snapshot(self.settings_for(self.index), self.sources)
+        self._latest = self._service.request(self.index, snapshot)
+        self._waiting = True
+
+    def refresh(self) -> None:
+        self.request(self.index)
+
+    # -- playback ------------------------------------------------------------------------------------
+
+    def play(self) -> None:
+        if self.media is None or not self.media.is_video:
+            return
+        self._clock.start(max(1, round(1000 / (self.media.fps or 25.0))))
+        self.playing_changed.emit(True)
+
+    def pause(self) -> None:
+        if self._clock.isActive():
+            self._clock.stop()
+            self.playing_changed.emit(False)
+
+    @property
+    def playing(self) -> bool:
+        return self._clock.isActive()
+
+    def _tick(self) -> None:
+        if self.media is None or self.index >= self.media.frames - 1:
+            self.pause()
+            return
+        if self._waiting:
+            return  # the engine is behind the media's rate: show what it manages, skip the rest
+        self.request(self.index + 1)
+
+    def stage_ms(self) -> dict[str, float]:
+        """Mean ms per stage of the previews so far (for the performance dock)."""
+        return self._previewer.timer.mean_ms() if self._previewer is not None else {}
+
+    # -- lifetime ------------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop playback and the preview thread (joined), close the media."""
+        self.pause()
+        self._close_media()
+
+    def _close_media(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+        if self._previewer is not None:
+            self._previewer.close()
+            self._previewer = None
+        self.media, self.last = None, None
+
+    # -- the preview thread's side ---------------------------------------------------------------------
+
+    def _process(self, index: int, snapshot: Snapshot, checkpoint: Checkpoint) -> PreviewFrame:
+        previewer = self._previewer
+        if previewer is None:
+            raise DoppelError("no media is open")
+        return previewer.preview(index, snapshot.settings, snapshot.sources, checkpoint)
+
+    def _deliver(self, result: PreviewResult[PreviewFrame]) -> None:
+        self._arrived.emit(result)  # queued to the GUI thread: the controller lives there
+
+    def _report(self, index: int, error: BaseException) -> None:
+        words = str(error) if isinstance(error, DoppelError) else f"{type(error).__name__}: {error}"
+        self.failed.emit(f"Frame {index} could not be shown: {words}")
+
+    def _on_failed(self, message: str) -> None:
+        self._waiting = False
+
+    def _on_arrived(self, result: PreviewResult[PreviewFrame]) -> None:
+        if result.generation != self._latest:
+            return  # went stale on its way: a newer request is being rendered
+        self._waiting = False
+        self.last = result.result
+        self.frame_ready.emit(result)

@@ -1,0 +1,204 @@
+"""LivePanel: swap a webcam live, show it in the viewer, optionally send it to a virtual camera.
+
+The engine's LivePipeline runs on its own threads (camera, analysis, render); each finished frame is
+copied to the host there and handed to the GUI thread through a queued signal, which only draws the
+newest one. Models load on a background thread too, so pressing Start never freezes the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import DoppelError
+from app.media.virtual_camera import VirtualCamera
+from app.media.webcam import PLATFORM_INPUT_FORMAT, CapturedFrame, WebcamSource
+from app.pipeline.job_state import JobState
+from app.pipeline.live import LivePipeline, LiveSource
+from app.ui.tasks import BackgroundTask
+
+log = logging.getLogger(__name__)
+
+
+def camera_devices() -> list[str]:
+    """Cameras to offer: /dev/video* on Linux; elsewhere the first few device numbers."""
+    if not sys.platform.startswith("linux"):
+        return ["0", "1", "2"]
+    return sorted(str(path) for path in Path("/dev").glob("video*")) or ["/dev/video0"]
+
+
+class _Frames(QObject):
+    arrived = Signal(object, float)  # host frame (numpy), latency ms; from the render thread
+
+
+class LivePanel(QWidget):
+    frame = Signal(object, float)  # the newest swapped frame (numpy uint8 [H, W, 3]) and its latency
+    message = Signal(str)
+    running_changed = Signal(bool)
+
+    def __init__(
+        self,
+        make_state: Callable[[], Callable[[], JobState]],
+        open_source: Callable[[str, str], LiveSource] | None = None,
+    ) -> None:
+        """`make_state()` takes a snapshot of the studio's faces and settings on the GUI thread and
+        returns the function that loads the models (run on a worker thread); `open_source(device,
+        format)` opens a camera (a WebcamSource by default)."""
+        super().__init__()
+        self.make_state = make_state
+        self.open_source = open_source or (lambda device, fmt: WebcamSource(device, input_format=fmt or None))
+        self.device = QComboBox()
+        self.device.setEditable(True)
+        self.device.addItems(camera_devices())
+        self.device.setToolTip("The camera: /dev/videoN on Linux, a device number or 'video=NAME' on Windows")
+        self.format = QComboBox()
+        self.format.setEditable(True)
+        self.format.addItems([PLATFORM_INPUT_FORMAT or "", "lavfi"])
+        self.format.setToolTip("FFmpeg's capture input (v4l2, dshow, avfoundation)")
+        self.virtual = QCheckBox("Send to a virtual camera")
+        self.virtual.setToolTip("OBS, Zoom or Discord then see the swapped picture as a camera")
+        self.start_button = QPushButton("Start live")
+        self.start_button.clicked.connect(self.toggle)
+        self.stats = QLabel("Not running")
+        form = QFormLayout()
+        form.addRow("Camera", self.device)
+        form.addRow("Input", self.format)
+        row = QHBoxLayout()
+        row.addWidget(self.start_button)
+        row.addWidget(self.virtual)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(row)
+        layout.addWidget(self.stats)
+        layout.addStretch(1)
+        self._frames = _Frames()
+        self._frames.arrived.connect(self._on_frame)
+        self._pipeline: LivePipeline | None = None
+        self._source: LiveSource | None = None
+        self._camera: VirtualCamera | None = None
+        self._loading: BackgroundTask | None = None
+        self._shown = 0
+
+    @property
+    def running(self) -> bool:
+        return self._pipeline is not None or self._loading is not None
+
+    def toggle(self) -> None:
+        if self.running:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self) -> None:
+        """Load the models off the GUI thread, then open the camera and run."""
+        try:
+            load = self.make_state()
+        except DoppelError as exc:
+            self._failed(str(exc))
+            return
+        self.start_button.setEnabled(False)
+        self.stats.setText("Loading models…")
+        device, fmt = self.device.currentText().strip(), self.format.currentText().strip()
+        task = BackgroundTask(lambda: self._open(load, device, fmt), self)
+        task.done.connect(self._run)
+        task.failed.connect(self._failed)
+        task.finished.connect(self._loaded)
+        self._loading = task
+        task.start()
+
+    def _open(self, load: Callable[[], JobState], device: str, fmt: str) -> tuple[JobState, LiveSource]:
+        """On the worker thread: the models, then the camera."""
+        state = load()
+        return state, self.open_source(device, fmt)
+
+    def _run(self, opened: tuple[JobState, LiveSource]) -> None:
+        state, source = opened
+        self._source = source
+        if self.virtual.isChecked():
+            try:
+                first = source.read(timeout=10.0)
+                if first is None:
+                    raise DoppelError("the camera closed before it delivered a frame")
+                height, width = int(first.image.shape[0]), int(first.image.shape[1])
+                self._camera = VirtualCamera.open(width, height, 30.0)
+            except (DoppelError, TimeoutError) as exc:
+                source.close()
+                self._source = None
+                self._failed(str(exc))
+                return
+        sinks = [self._to_viewer] + ([self._to_virtual_camera] if self._camera else [])
+        self._pipeline = LivePipeline(state.analyser, state.swapper, source, sinks, state.device, state.timer)
+        self._pipeline.start()
+        self.start_button.setText("Stop live")
+        self.running_changed.emit(True)
+        self.message.emit(f"Live from {self.device.currentText()}")
+
+    def _loaded(self) -> None:
+        self._loading = None
+        self.start_button.setEnabled(True)
+
+    def _failed(self, words: str) -> None:
+        self.stats.setText("Not running")
+        self.message.emit(f"Live mode could not start: {words}")
+
+    def _to_viewer(self, frame: torch.Tensor, captured: CapturedFrame) -> None:
+        """On the render thread: a host copy for the viewer (the GUI draws only the newest)."""
+        latency = (time.perf_counter() - captured.captured_at) * 1000.0
+        self._frames.arrived.emit(np.ascontiguousarray(frame.cpu().numpy()), latency)
+
+    def _to_virtual_camera(self, frame: torch.Tensor, captured: CapturedFrame) -> None:
+        if self._camera is not None:
+            self._camera.send(frame)
+
+    def _on_frame(self, frame: np.ndarray, latency: float) -> None:
+        self._shown += 1
+        if self._pipeline is not None:
+            report = self._pipeline.report
+            self.stats.setText(
+                f"{report.frames} frames · {latency:.0f} ms latency · {report.skipped} skipped"
+            )
+            if self._pipeline.failed:
+                self.stop()
+        self.frame.emit(frame, latency)
+
+    def stop(self) -> None:
+        """Stop and join live mode's threads, close the camera and the virtual camera."""
+        pipeline, self._pipeline = self._pipeline, None
+        report = None
+        try:
+            if pipeline is not None:
+                report = pipeline.stop()
+        except DoppelError as exc:
+            self.message.emit(str(exc))
+        finally:
+            if self._source is not None:
+                self._source.close()
+                self._source = None
+            if self._camera is not None:
+                self._camera.close()
+                self._camera = None
+        if self._loading is not None:
+            self._loading.wait()
+            self._loading = None
+        self.start_button.setText("Start live")
+        self.start_button.setEnabled(True)
+        if report is not None:
+            self.stats.setText(f"Stopped after {report.frames} frames ({report.fps:.1f} fps)")
+        self.running_changed.emit(False)
