@@ -19,6 +19,7 @@ from app.core.errors import SettingsError
 from app.faces.detector import DetectionSettings
 from app.faces.identity import Identity
 from app.faces.selection import SelectionSettings
+from app.models.catalog import Catalog, Kind
 from app.processing.settings import ProcessingSettings
 from app.tracking.face_tracker import TrackingSettings
 
@@ -58,6 +59,26 @@ class PipelineSettings(_Frozen):
     def fingerprint(self) -> str:
         """A hash of every setting, for telling an export's checkpoints apart."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def models_needed(settings: PipelineSettings, catalog: Catalog) -> list[str]:
+    """The catalog models these settings run (their requirements come along when downloading): the
+    detector and swapper (the catalog's defaults when unset), a named landmarker, the restorer and the
+    mask models. "auto" landmarks pick from what is installed, so they add nothing here."""
+    analysis, processing = settings.analysis, settings.processing
+    wanted: list[str | None] = [
+        analysis.detector or catalog.default_for(Kind.DETECTOR, "detector"),
+        processing.swap.swapper or catalog.default_for(Kind.SWAPPER, "swapper"),
+    ]
+    if analysis.landmarker != "auto":
+        wanted.append(analysis.landmarker)
+    wanted += [
+        processing.restore.restorer,
+        processing.mask.occluder,
+        processing.mask.xseg,
+        processing.mask.parser,
+    ]
+    return [model for model in dict.fromkeys(wanted) if model and model in catalog]
 
 
 def read_settings_file(path: Path) -> PipelineSettings:

@@ -42,7 +42,7 @@ from app.pipeline.job_queue import JobQueue
 from app.pipeline.job_state import JobState, SwapJob
 from app.pipeline.preview import PreviewResult
 from app.pipeline.previewer import PreviewFrame
-from app.pipeline.settings import PipelineSettings
+from app.pipeline.settings import PipelineSettings, models_needed
 from app.ui.controller import MediaInfo, StudioController
 from app.ui.export_panel import ExportPanel
 from app.ui.faces_panel import FacesPanel
@@ -105,7 +105,9 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(ctx.store, self.controller.settings)
         self.status = StatusPanel()
         self.performance = PerformanceDock()
-        self.model_manager = ModelManager(ctx)
+        self.model_manager = ModelManager(
+            ctx, needed=lambda: models_needed(self.controller.settings, ctx.catalog)
+        )
         self._tasks: list[BackgroundTask] = []  # running helpers, kept alive until they finish
         self.workers = 0  # export workers (0: automatic), from the Execution tab
         self._fallbacks = _FallbackRelay()
@@ -190,6 +192,9 @@ class MainWindow(QMainWindow):
         self.faces.target_clicked.connect(self.assign_target)
         self.status.latest.connect(self.statusBar().showMessage)
         self.model_manager.message.connect(self.status.add)
+        self.model_manager.busy_changed.connect(
+            lambda busy: None if busy else self.settings_panel.refresh_models()  # new "(not installed)" marks
+        )
         self.export.message.connect(self.status.add)
         self.live.message.connect(self.status.add)
         self.live.frame.connect(self._show_live)

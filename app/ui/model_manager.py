@@ -4,7 +4,7 @@ downloader's events arrive here as a queued Qt signal."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -42,9 +42,17 @@ class ModelManager(QWidget):
     busy_changed = Signal(bool)
     message = Signal(str)
 
-    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        parent: QWidget | None = None,
+        needed: Callable[[], list[str]] | None = None,
+    ) -> None:
+        """`needed()` names the models the studio's current settings run (for the button that
+        downloads just those)."""
         super().__init__(parent)
         self.ctx = ctx
+        self.needed = needed
         self._rows = {entry.id: row for row, entry in enumerate(ctx.catalog)}
         self._task: BackgroundTask | None = None
         self._downloader: Downloader | None = None
@@ -70,6 +78,10 @@ class ModelManager(QWidget):
         self.download_selected_button = QPushButton("Download selected")
         self.download_default_button = QPushButton("Download default set (★)")
         self.download_all_button = QPushButton("Download all")
+        self.download_needed_button = QPushButton("Download what the settings need")
+        self.download_needed_button.setToolTip("The detector, swapper, restorer and masks now chosen")
+        self.download_needed_button.setVisible(self.needed is not None)
+        self.download_needed_button.clicked.connect(self.download_needed)
         self.cancel_button = QPushButton("Cancel")
         self.verify_button = QPushButton("Verify files")
         self.trust_box = QCheckBox("Trust unverified hashes")
@@ -87,6 +99,7 @@ class ModelManager(QWidget):
 
         buttons = QHBoxLayout()
         for widget in (
+            self.download_needed_button,
             self.download_selected_button,
             self.download_default_button,
             self.download_all_button,
@@ -169,6 +182,17 @@ class ModelManager(QWidget):
         self._downloader = downloader
         self.message.emit(f"Downloading {len(entries)} model(s)…")
         self._start(BackgroundTask(lambda: downloader.download_all(entries)), self._downloads_done)
+
+    def download_needed(self) -> None:
+        """The models the current settings run, with their requirements, that are not here yet."""
+        if self.needed is None:
+            return
+        catalog, store = self.ctx.catalog, self.ctx.store
+        wanted = [e for e in catalog.with_requirements(self.needed()) if not store.status(e).usable]
+        if not wanted:
+            self.message.emit("Every model the current settings need is already here.")
+            return
+        self.download(wanted)
 
     def cancel(self) -> None:
         if self._downloader is not None:

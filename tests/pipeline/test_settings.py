@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import SettingsError
+from app.models.catalog import Kind, load_catalog
 from app.pipeline.presets import Preset, UserPresets, preset_pipeline
-from app.pipeline.settings import PipelineSettings, read_settings_file, write_settings_file
+from app.pipeline.settings import PipelineSettings, models_needed, read_settings_file, write_settings_file
 from app.tracking.stabiliser import StabiliserLevel
 
 
@@ -83,3 +84,13 @@ def test_user_presets_save_list_load_delete(tmp_path: Path) -> None:
         presets.save("fast", settings)
     with pytest.raises(SettingsError, match="not allowed"):
         presets.save("../escape", settings)
+
+
+def test_models_needed_names_what_the_settings_run() -> None:
+    catalog = load_catalog()
+    quality, _ = preset_pipeline(Preset.QUALITY, lambda model: True)
+    needed = models_needed(quality, catalog)
+    assert needed[:2] == [catalog.default_for(Kind.DETECTOR, "d"), catalog.default_for(Kind.SWAPPER, "s")]
+    assert "gfpgan_1.4" in needed and "occluder" in needed
+    fast, _ = preset_pipeline(Preset.FAST, lambda model: True, swapper="simswap_256")
+    assert "simswap_256" in models_needed(fast, catalog) and "gfpgan_1.4" not in models_needed(fast, catalog)

@@ -105,3 +105,20 @@ def test_failed_download_is_explained(qtbot, tmp_path: Path, file_server: FileSe
     assert manager.state_text("gui_gone") == "missing"
     assert any("gone.onnx: HTTP 404 Not Found" in m for m in messages)
     assert "0 of 1 models ready; 1 did not finish." in window.statusBar().currentMessage()
+
+
+def test_download_what_the_settings_need(qtbot, tmp_path: Path, file_server: FileServer) -> None:
+    data = blob(200_000, seed=11)
+    catalog = served(file_server, "gui_needed", data, 0.0)
+    ctx = context_for(tmp_path, catalog)
+    manager = ModelManager(ctx, needed=lambda: ["gui_needed"])
+    qtbot.addWidget(manager)
+    assert manager.download_needed_button.isVisibleTo(manager)
+    with until_idle(qtbot, manager):
+        qtbot.mouseClick(manager.download_needed_button, Qt.MouseButton.LeftButton)
+    assert manager.state_text("gui_needed") == "present"
+    messages: list[str] = []
+    manager.message.connect(messages.append)
+    manager.download_needed()  # nothing left to fetch: said so, nothing started
+    assert messages == ["Every model the current settings need is already here."]
+    manager.shutdown()
