@@ -17,12 +17,11 @@ from app.cli.output import say, say_json
 from app.cli.swap_cmd import add_look_options, build_settings
 from app.core.profiling import StageTimer
 from app.inference.runtime import InferenceRuntime
-from app.media.errors import MediaReadError
 from app.media.virtual_camera import VirtualCamera
 from app.media.webcam import PLATFORM_INPUT_FORMAT, WebcamSource
 from app.models.context import AppContext
-from app.pipeline.job_state import JobState, SwapJob
-from app.pipeline.live import LivePipeline, LiveSource, PacedVideo
+from app.pipeline.job_state import JobState
+from app.pipeline.live import LivePipeline, LiveSource, PacedVideo, live_job, virtual_camera_for
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -62,21 +61,6 @@ def _camera(args: argparse.Namespace) -> LiveSource:
     )
 
 
-def _open_virtual_camera(camera: LiveSource) -> VirtualCamera:
-    """Open the virtual camera at the camera's frame size, before anything runs: a missing backend is
-    reported at once, not after the models loaded."""
-    try:
-        first = camera.read(timeout=10.0)
-    except TimeoutError as exc:
-        raise MediaReadError(
-            f"No frame from the camera within 10 s, so no virtual camera was opened: {exc}"
-        ) from None
-    if first is None:
-        raise MediaReadError("The camera closed before it delivered a frame")
-    height, width = int(first.image.shape[0]), int(first.image.shape[1])
-    return VirtualCamera.open(width, height, 30.0)
-
-
 def run_live(args: argparse.Namespace, ctx: AppContext) -> int:
     runtime = InferenceRuntime(ctx.store, ctx.settings.inference)
     camera: LiveSource | None = None
@@ -86,12 +70,10 @@ def run_live(args: argparse.Namespace, ctx: AppContext) -> int:
         camera = _camera(args)
         sinks = []
         if args.virtual_camera:
-            virtual = _open_virtual_camera(camera)
+            virtual = virtual_camera_for(camera)
             sinks.append(lambda frame, captured, camera=virtual: camera.send(frame))
-        placeholder = args.video or args.source[0]  # live mode has no target file or output
-        job = SwapJob(sources=tuple(args.source), target=placeholder, output=placeholder, settings=settings)
         timer = StageTimer()
-        state = JobState(runtime, job, timer)
+        state = JobState(runtime, live_job(tuple(args.source), settings), timer)
         pipeline = LivePipeline(state.analyser, state.swapper, camera, sinks, state.device, timer)
         try:
             report = pipeline.run(frames=args.frames, seconds=args.seconds)

@@ -252,20 +252,13 @@ def build_settings(args: argparse.Namespace, runtime: InferenceRuntime) -> tuple
 
 
 def _engine_options(args: argparse.Namespace) -> EngineOptions:
+    given = _given(
+        workers=args.workers, queue=args.queue, segment_frames=args.segment_frames, batch=args.batch
+    )
     try:
-        return _engine(args)
+        return EngineOptions(**given, resume=not args.no_resume, hardware_decode=not args.software_decoder)
     except ValueError as exc:
         raise UsageError(f"swap: {exc}") from None
-
-
-def _engine(args: argparse.Namespace) -> EngineOptions:
-    return EngineOptions(
-        **_given(
-            workers=args.workers, queue=args.queue, segment_frames=args.segment_frames, batch=args.batch
-        ),
-        resume=not args.no_resume,
-        hardware_decode=not args.software_decoder,
-    )
 
 
 def _installed(runtime: InferenceRuntime, model_id: str) -> bool:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
-KR, KB = 0.2126, 0.0722  # BT.709
+from app.media.yuv import KR_KB
+
+KR, KB = KR_KB["bt709"]
 KG = 1.0 - KR - KB
 
 

@@ -28,7 +28,7 @@ __all__ = ["GpuFrameConverter", "YuvColour", "colour_of", "nv12_to_rgb", "yuv_to
 log = logging.getLogger(__name__)
 
 Matrix = Literal["bt601", "bt709", "bt2020"]
-_KR_KB: dict[Matrix, tuple[float, float]] = {
+KR_KB: dict[Matrix, tuple[float, float]] = {  # luma weights of red and blue per matrix
     "bt601": (0.299, 0.114),
     "bt709": (0.2126, 0.0722),
     "bt2020": (0.2627, 0.0593),
@@ -87,7 +87,7 @@ def yuv_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, colour: YuvCol
         luma = (luma - 16.0) * (255.0 / 219.0)
         cb = cb * (255.0 / 224.0)
         cr = cr * (255.0 / 224.0)
-    kr, kb = _KR_KB[colour.matrix]
+    kr, kb = KR_KB[colour.matrix]
     kg = 1.0 - kr - kb
     red = luma + (2.0 * (1.0 - kr)) * cr
     blue = luma + (2.0 * (1.0 - kb)) * cb

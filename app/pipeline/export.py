@@ -211,15 +211,12 @@ def _feed(
     """The feeder thread: frames in order through the analyser, into the pool in chunks of `batch`."""
     index = start  # the output frame being analysed
     chunk: list[_Analysed] = []
-    kept_until = writer.resume_pts() if start else None
     try:
         while True:
             with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
                 frame = frames.get()
             if frame is None:
                 break
-            if kept_until is not None and frame.pts is not None and frame.pts <= kept_until:
-                continue  # already in a kept segment (FrameQueue started after it: a safety net)
             if cancel is not None and cancel.is_set():
                 raise JobCancelledError(
                     f"Cancelled: {state.job.output} was not written (its segments are kept)"

@@ -15,6 +15,7 @@ from app.core.errors import DoppelError
 from app.core.profiling import StageStats, StageTimer
 from app.faces.recogniser import Recogniser
 from app.inference.runtime import InferenceRuntime
+from app.media.frame_queue import MAX_CAPACITY, MIN_CAPACITY
 from app.media.labels import SyntheticLabel
 from app.media.video_writer import VideoCodec
 from app.pipeline.analysis import FrameAnalyser
@@ -42,8 +43,8 @@ class EngineOptions:
         problems = []
         if self.workers < 0:
             problems.append(f"workers must be ≥ 0 (0: automatic), got {self.workers}")
-        if not 16 <= self.queue <= 64:
-            problems.append(f"queue must be 16..64 frames, got {self.queue}")
+        if not MIN_CAPACITY <= self.queue <= MAX_CAPACITY:
+            problems.append(f"queue must be {MIN_CAPACITY}..{MAX_CAPACITY} frames, got {self.queue}")
         if self.segment_frames < 1:
             problems.append(f"segment frames must be ≥ 1, got {self.segment_frames}")
         if self.batch < 0:

@@ -26,10 +26,14 @@ import torch
 from app.core.profiling import StageTimer
 from app.core.telemetry import get_telemetry
 from app.faces.types import Face
+from app.media.errors import MediaReadError
 from app.media.video import open_video
+from app.media.virtual_camera import VirtualCamera
 from app.media.webcam import CapturedFrame
 from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.frame_swap import FrameSwapper
+from app.pipeline.job_state import SwapJob
+from app.pipeline.settings import PipelineSettings
 from app.pipeline.workers import LatestSlot, PipelineError
 
 log = logging.getLogger(__name__)
@@ -200,6 +204,25 @@ class LivePipeline:
             self._telemetry.latency("live", latency, frame=item.frame.sequence)
             self.report.latency_ms.append(latency)
             self.report.frames += 1
+
+
+def live_job(sources: tuple[Path, ...], settings: PipelineSettings) -> SwapJob:
+    """A job for JobState that carries only faces and settings: live mode has no target or output."""
+    return SwapJob(sources=sources, target=sources[0], output=sources[0], settings=settings)
+
+
+def virtual_camera_for(source: LiveSource, fps: float = 30.0) -> VirtualCamera:
+    """A virtual camera at `source`'s frame size (its first frame is read for it). Opened before live
+    mode runs, so a missing backend is reported at once, not after the models loaded."""
+    try:
+        first = source.read(timeout=10.0)
+    except TimeoutError as exc:
+        raise MediaReadError(
+            f"No frame from the camera within 10 s, so no virtual camera was opened: {exc}"
+        ) from None
+    if first is None:
+        raise MediaReadError("The camera closed before it delivered a frame")
+    return VirtualCamera.open(int(first.image.shape[1]), int(first.image.shape[0]), fps)
 
 
 class PacedVideo:

@@ -31,7 +31,8 @@ from app.core.errors import DoppelError
 from app.media.virtual_camera import VirtualCamera
 from app.media.webcam import PLATFORM_INPUT_FORMAT, CapturedFrame, WebcamSource
 from app.pipeline.job_state import JobState
-from app.pipeline.live import LivePipeline, LiveSource
+from app.pipeline.live import LivePipeline, LiveSource, virtual_camera_for
+from app.pipeline.workers import LatestSlot
 from app.ui.tasks import BackgroundTask
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def camera_devices() -> list[str]:
 
 
 class _Frames(QObject):
-    arrived = Signal(object, float)  # host frame (numpy), latency ms; from the render thread
+    arrived = Signal()  # a frame waits in the panel's slot; from the render thread
 
 
 class LivePanel(QWidget):
@@ -90,6 +91,7 @@ class LivePanel(QWidget):
         layout.addStretch(1)
         self._frames = _Frames()
         self._frames.arrived.connect(self._on_frame)
+        self._newest: LatestSlot[tuple[np.ndarray, float]] = LatestSlot()
         self._pipeline: LivePipeline | None = None
         self._source: LiveSource | None = None
         self._camera: VirtualCamera | None = None
@@ -116,33 +118,30 @@ class LivePanel(QWidget):
         self.start_button.setEnabled(False)
         self.stats.setText("Loading models…")
         device, fmt = self.device.currentText().strip(), self.format.currentText().strip()
-        task = BackgroundTask(lambda: self._open(load, device, fmt), self)
+        virtual = self.virtual.isChecked()
+        task = BackgroundTask(lambda: self._open(load, device, fmt, virtual), self)
         task.done.connect(self._run)
         task.failed.connect(self._failed)
         task.finished.connect(self._loaded)
         self._loading = task
         task.start()
 
-    def _open(self, load: Callable[[], JobState], device: str, fmt: str) -> tuple[JobState, LiveSource]:
-        """On the worker thread: the models, then the camera."""
+    def _open(
+        self, load: Callable[[], JobState], device: str, fmt: str, virtual: bool
+    ) -> tuple[JobState, LiveSource, VirtualCamera | None]:
+        """On the worker thread: the models, the camera, and the virtual camera when asked for (it
+        waits for the camera's first frame to learn its size)."""
         state = load()
-        return state, self.open_source(device, fmt)
+        source = self.open_source(device, fmt)
+        try:
+            return state, source, virtual_camera_for(source) if virtual else None
+        except BaseException:
+            source.close()
+            raise
 
-    def _run(self, opened: tuple[JobState, LiveSource]) -> None:
-        state, source = opened
-        self._source = source
-        if self.virtual.isChecked():
-            try:
-                first = source.read(timeout=10.0)
-                if first is None:
-                    raise DoppelError("the camera closed before it delivered a frame")
-                height, width = int(first.image.shape[0]), int(first.image.shape[1])
-                self._camera = VirtualCamera.open(width, height, 30.0)
-            except (DoppelError, TimeoutError) as exc:
-                source.close()
-                self._source = None
-                self._failed(str(exc))
-                return
+    def _run(self, opened: tuple[JobState, LiveSource, VirtualCamera | None]) -> None:
+        state, self._source, self._camera = opened
+        source = self._source
         sinks = [self._to_viewer] + ([self._to_virtual_camera] if self._camera else [])
         self._pipeline = LivePipeline(state.analyser, state.swapper, source, sinks, state.device, state.timer)
         self._pipeline.start()
@@ -159,15 +158,22 @@ class LivePanel(QWidget):
         self.message.emit(f"Live mode could not start: {words}")
 
     def _to_viewer(self, frame: torch.Tensor, captured: CapturedFrame) -> None:
-        """On the render thread: a host copy for the viewer (the GUI draws only the newest)."""
+        """On the render thread: a host copy for the viewer. Only the newest waits; the GUI is told
+        once per frame it will find, so a slow GUI skips frames instead of queueing them."""
         latency = (time.perf_counter() - captured.captured_at) * 1000.0
-        self._frames.arrived.emit(np.ascontiguousarray(frame.cpu().numpy()), latency)
+        waiting = self._newest.put((np.ascontiguousarray(frame.cpu().numpy()), latency))
+        if waiting is None:
+            self._frames.arrived.emit()
 
     def _to_virtual_camera(self, frame: torch.Tensor, captured: CapturedFrame) -> None:
         if self._camera is not None:
             self._camera.send(frame)
 
-    def _on_frame(self, frame: np.ndarray, latency: float) -> None:
+    def _on_frame(self) -> None:
+        newest = self._newest.take(0)
+        if newest is None:
+            return
+        frame, latency = newest
         self._shown += 1
         if self._pipeline is not None:
             report = self._pipeline.report

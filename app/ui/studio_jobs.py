@@ -17,6 +17,7 @@ from app.faces.selection import SelectionMode, SelectionSettings
 from app.faces.types import Face
 from app.inference.runtime import InferenceRuntime
 from app.pipeline.job_state import EngineOptions, JobState, SwapJob
+from app.pipeline.live import live_job
 from app.pipeline.settings import PipelineSettings
 from app.processing.swapper import Swapper
 from app.ui.controller import StudioController
@@ -45,8 +46,7 @@ def live_loader(controller: StudioController, runtime: InferenceRuntime) -> Call
     sources, settings = controller.sources, controller.settings
     if not sources:
         raise DoppelError("Add a photo of the source face first (the Faces panel)")
-    # live mode has no target file or output; the job only carries faces and settings
-    job = SwapJob(sources=sources, target=sources[0], output=sources[0], settings=settings)
+    job = live_job(sources, settings)
     return lambda: JobState(runtime, job, StageTimer())
 
 

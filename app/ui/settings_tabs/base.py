@@ -35,12 +35,15 @@ class SettingsTab(QWidget):
     def emit_edited(self, *_args: object) -> None:
         self.edited.emit()
 
+    # The contract every tab implements (Qt's metaclass rules out abc.ABC on a QWidget).
+
     def load(self, settings: PipelineSettings) -> None:
-        raise NotImplementedError
+        """Show `settings` in this tab's controls."""
+        raise NotImplementedError(f"{type(self).__name__} does not define load()")
 
     def build(self, settings: PipelineSettings) -> PipelineSettings:
         """`settings` with this tab's part replaced by what its controls show."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define build()")
 
 
 def with_processing(settings: PipelineSettings, **parts: object) -> PipelineSettings:
