@@ -22,6 +22,7 @@ from app.media.webcam import PLATFORM_INPUT_FORMAT, WebcamSource
 from app.models.context import AppContext
 from app.pipeline.job_state import JobState
 from app.pipeline.live import LivePipeline, LiveSource, PacedVideo, live_job, virtual_camera_for
+from app.pipeline.settings import SourceFace
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -73,7 +74,7 @@ def run_live(args: argparse.Namespace, ctx: AppContext) -> int:
             virtual = virtual_camera_for(camera)
             sinks.append(lambda frame, captured, camera=virtual: camera.send(frame))
         timer = StageTimer()
-        state = JobState(runtime, live_job(tuple(args.source), settings), timer)
+        state = JobState(runtime, live_job(SourceFace(files=tuple(args.source)), settings), timer)
         pipeline = LivePipeline(state.analyser, state.swapper, camera, sinks, state.device, timer)
         try:
             report = pipeline.run(frames=args.frames, seconds=args.seconds)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from app.cli.models_cmd import UsageError
 from app.cli.output import say, say_json, table
 from app.core.errors import DoppelError
+from app.faces.identity import Combine
 from app.faces.selection import SelectionMode, SelectionSettings
 from app.inference.providers import HINTS
 from app.inference.runtime import InferenceRuntime
@@ -43,7 +44,14 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         nargs="+",
         required=True,
         metavar="SOURCE",
-        help="photo(s) of the face to paste; several photos of one person are combined",
+        help="photo(s) of the face to paste, and/or identity files saved by the studio (.json); "
+        "several are combined into one person",
+    )
+    io.add_argument(
+        "--combine",
+        choices=[c.value for c in Combine],
+        help="how several sources combine: mean, or median (resists one odd photo); default: a lone "
+        "identity file's own choice, else mean",
     )
     io.add_argument("-t", "--target", type=Path, required=True, metavar="TARGET", help="image or video")
     io.add_argument(
@@ -305,6 +313,7 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
             target=args.target,
             output=args.output,
             settings=settings,
+            combine=Combine(args.combine) if args.combine else None,
             engine=_engine_options(args),
             watermark=args.watermark,
             analysers=analysers,

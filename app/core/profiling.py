@@ -113,6 +113,17 @@ class StageTimer:
         with self._lock:
             return {name: list(values) for name, values in self._samples.items()}
 
+    def samples_since(self, seen: dict[str, int]) -> dict[str, list[float]]:
+        """Each stage's samples after the first `seen[stage]` (all of them after a reset), and `seen`
+        moved on past them: a reader polling a long run copies only what is new."""
+        with self._lock:
+            fresh = {}
+            for name, values in self._samples.items():
+                start = seen.get(name, 0)
+                fresh[name] = values[start if start <= len(values) else 0 :]
+                seen[name] = len(values)
+            return fresh
+
     def reset(self) -> None:
         with self._lock:
             self._samples.clear()

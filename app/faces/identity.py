@@ -2,8 +2,9 @@
 small versioned JSON file.
 
 Each source face's normalised embedding is kept, so the combination (mean or median, re-normalised) can
-be changed later without the source images. A file names the recogniser that made it: embeddings of
-different recognisers do not compare.
+be changed later without the source images, with its raw length (`norm`): some swappers (GhostFace, the
+converters) read the raw vector, so a saved identity can be pasted exactly as its photos would be. A
+file names the recogniser that made it: embeddings of different recognisers do not compare.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def combine(embeddings: torch.Tensor, method: Combine = Combine.MEAN) -> torch.T
 
 class IdentitySource(BaseModel):
     label: str  # where the face came from, e.g. the image's file name
-    embedding: list[float]
+    embedding: list[float]  # unit length
+    norm: float | None = Field(default=None, gt=0)  # the raw embedding's length; None: matching only
 
 
 class Identity(BaseModel):
@@ -71,14 +73,27 @@ class Identity(BaseModel):
     def from_embeddings(
         cls, name: str, recogniser: str, embeddings: torch.Tensor, labels: list[str], method: Combine
     ) -> Identity:
-        rows = unit(embeddings.float()).cpu().tolist()
+        """From raw embeddings [K, D]: their directions and lengths are kept."""
+        raw = embeddings.float().cpu()
+        rows, norms = unit(raw).tolist(), raw.norm(dim=1).tolist()
         sources = [
-            IdentitySource(label=label, embedding=row) for label, row in zip(labels, rows, strict=True)
+            IdentitySource(label=label, embedding=row, norm=norm)
+            for label, row, norm in zip(labels, rows, norms, strict=True)
         ]
         return cls(name=name, recogniser=recogniser, method=method, sources=sources)
 
     def source_embeddings(self, device: torch.device | None = None) -> torch.Tensor:
         return torch.tensor([source.embedding for source in self.sources], dtype=torch.float32, device=device)
+
+    def raw_embeddings(self, device: torch.device | None = None) -> torch.Tensor:
+        """The sources' raw embeddings [K, D] (direction x length), as a swapper reads them."""
+        norms = [source.norm for source in self.sources]
+        if any(norm is None for norm in norms):
+            raise ValueError(
+                f"identity '{self.name}' keeps directions only (made for matching faces); "
+                "make it again from photos to paste it"
+            )
+        return self.source_embeddings(device) * torch.tensor(norms, device=device)[:, None]
 
     def embedding(self, device: torch.device | None = None) -> torch.Tensor:
         """The combined unit embedding [D]."""

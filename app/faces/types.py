@@ -52,6 +52,7 @@ class Face:
     landmark_confidence: float | None = None
     landmark_model: str | None = None  # the catalog id that placed the landmarks
     embedding: Embedding | None = None
+    reference: int | None = None  # reference mode: which reference identity it matched
 
     def __post_init__(self) -> None:
         if tuple(self.kps.shape) != (5, 2):

@@ -84,7 +84,8 @@ class FallbackLog:
 
     def subscribe(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners.append(listener)
+            if listener not in self._listeners:  # a runtime rebuilt on the same log subscribes again
+                self._listeners.append(listener)
 
     def events(self) -> list[FallbackEvent]:
         with self._lock:

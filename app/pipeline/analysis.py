@@ -11,8 +11,8 @@ answers revisits from the cache, and `reset()` after a seek starts the tracks af
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
 
 from app.core.errors import DoppelError
 from app.core.profiling import StageTimer
@@ -37,7 +37,6 @@ class FrameAnalyser:
         self,
         runtime: InferenceRuntime,
         settings: PipelineSettings,
-        references: Sequence[Identity] = (),
         cache: AnalysisCache | None = None,
         source_id: str = "",
     ) -> None:
@@ -51,7 +50,7 @@ class FrameAnalyser:
             self.landmarker = AutoLandmarker(runtime)
         elif analysis.landmarker:
             self.landmarker = Landmarker(runtime, analysis.landmarker)
-        self.references = list(references) or list(analysis.references)
+        self.references: list[Identity] = analysis.targets()
         self.selection = analysis.selection
         needs_embeddings = self.selection.mode is SelectionMode.REFERENCE
         if needs_embeddings and not self.references:
@@ -89,15 +88,37 @@ class FrameAnalyser:
     ) -> list[Face]:
         """The faces to swap in `frame` (at `t` seconds, which the stabiliser's filters use). With an
         `index` and a cache, a revisited frame is a lookup."""
+        return self.analyse_all(frame, index, timer, t)[1]
+
+    def analyse_all(
+        self,
+        frame: VisionFrame,
+        index: int | None = None,
+        timer: StageTimer | None = None,
+        t: float | None = None,
+    ) -> tuple[list[Face], list[Face]]:
+        """Every face found in `frame` (embedded in reference mode), and those chosen to swap (in
+        reference mode tagged with the reference each matched). The cache keeps what was found;
+        choosing is a small matrix product, done again on a hit."""
         key = (
             CacheKey(self.source_id, index, self.key)
             if index is not None and self.cache is not None
             else None
         )
-        if key is not None and self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
+        found = self.cache.get(key) if key is not None and self.cache is not None else None
+        if found is None:
+            found = self._found(frame, index, timer, t)
+            if key is not None and self.cache is not None:
+                self.cache.put(key, found)
+        chosen = [
+            s.face if s.identity is None else dataclasses.replace(s.face, reference=s.identity)
+            for s in select(found, self.selection, self.references)
+        ]
+        return found, chosen
+
+    def _found(
+        self, frame: VisionFrame, index: int | None, timer: StageTimer | None, t: float | None
+    ) -> list[Face]:
         self._timer = timer or StageTimer()
         if self.tracker is not None:
             with self._timer.stage("track"):
@@ -109,10 +130,7 @@ class FrameAnalyser:
         if self.recogniser is not None and faces:
             with self._timer.stage("recognise"):
                 faces = self.recogniser.embed(frame, faces)
-        chosen = [s.face for s in select(faces, self.selection, self.references)]
-        if key is not None and self.cache is not None:
-            self.cache.put(key, chosen)
-        return chosen
+        return faces
 
     # -- state, for seeks and resumed exports ------------------------------------------------------
 

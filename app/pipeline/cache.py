@@ -1,4 +1,4 @@
-"""Per-frame cache of analysis results (detections, landmarks, embeddings) for scrubbing.
+"""Per-frame cache of analysis results (the faces found: detections, landmarks, embeddings) for scrubbing.
 
 Scrubbing back and forth over a video revisits the same frames; their faces are found once. Entries are
 keyed by the source, the frame index and the settings' analysis key (PipelineSettings.analysis_key), so

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -29,10 +30,12 @@ from app.media.frame_queue import FrameQueue, QueuedFrame
 from app.media.i420 import I420, rgb_to_i420
 from app.media.segments import SegmentedVideoWriter
 from app.media.video import VideoSource, open_video
-from app.pipeline.job_state import CONTENT_CHECK_SECONDS, JobCancelledError, JobReport, JobState
+from app.pipeline.frame_swap import FrameSwapper
+from app.pipeline.job_state import CONTENT_CHECK_SECONDS, JobCancelledError, JobReport, JobState, SwapJob
 from app.pipeline.sources import NoFaceError
 from app.pipeline.workers import OrderedPool, PipelineError
 from app.processing.content import ContentBlockedError
+from app.tracking.face_tracker import TrackEvents
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class _Analysed:
     check_content: bool
     checkpoint: bytes | None  # the analyser's state after this frame, at a segment's end
     ready: torch.cuda.Event | None  # the analysis stream's work on the frame is done
+    swapper: FrameSwapper  # of the stage (marker) the frame belongs to
 
 
 @dataclass
@@ -86,7 +90,8 @@ def export_video(
         report.encoder, report.encoder_fallback = writer.encoder_name, writer.fallback_reason
         start = writer.resume_point()
         if start:
-            state.analyser.restore(writer.resume_state())
+            # the checkpoint is the state after the last kept frame, of the analyser in force there
+            state.stage_at(start - 1).analyser.restore(writer.resume_state())
             report.resumed_from = start
             report.notes.append(f"resumed at frame {start}: earlier frames were kept from the last run")
         try:
@@ -120,12 +125,21 @@ def _fingerprint(state: JobState) -> str:
         str(job.target.resolve()),
         str(job.target.stat().st_size),
         str(job.target.stat().st_mtime_ns),
-        *(f"{s.resolve()}:{s.stat().st_mtime_ns}" for s in job.sources),
-        job.settings.fingerprint(),
+        *(f"{s.resolve()}:{s.stat().st_mtime_ns}" for s in _source_files(job)),
+        repr(job.combine),
+        *(f"{marker.frame}:{marker.settings.fingerprint()}" for marker in job.schedule()),
         repr((job.watermark, job.analysers, job.audio, job.codec, job.crf, job.hardware_encoder)),
         ",".join(state.label.models),
     ]
     return "|".join(parts)
+
+
+def _source_files(job: SwapJob) -> list[Path]:
+    """Every photo and identity file the job pastes from (its own and its references')."""
+    files = list(job.sources)
+    for marker in job.schedule():
+        files += [f for reference in marker.settings.analysis.references for f in reference.source.files]
+    return list(dict.fromkeys(files))
 
 
 def _run(
@@ -182,9 +196,10 @@ def _run(
             feeder.join(10)
             if feeder.is_alive():
                 log.error("the analysis thread of %s did not stop within 10 s", state.job.target)
-    tracker = state.analyser.tracker
-    if tracker is not None:
-        report.tracking = {k: v for k, v in dataclasses.asdict(tracker.totals).items() if v}
+    trackers = [a.tracker for a in state.analysers() if a.tracker is not None]
+    if trackers:
+        totals = sum((tracker.totals for tracker in trackers), TrackEvents())
+        report.tracking = {k: v for k, v in dataclasses.asdict(totals).items() if v}
 
 
 def _results(pool: OrderedPool[list[_Analysed], list[_Rendered]]) -> Iterator[list[_Rendered]]:
@@ -211,6 +226,7 @@ def _feed(
     """The feeder thread: frames in order through the analyser, into the pool in chunks of `batch`."""
     index = start  # the output frame being analysed
     chunk: list[_Analysed] = []
+    analyser = state.stage_at(max(0, start - 1)).analyser
     try:
         while True:
             with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
@@ -221,7 +237,14 @@ def _feed(
                 raise JobCancelledError(
                     f"Cancelled: {state.job.output} was not written (its segments are kept)"
                 )
-            faces = state.analyser.analyse(frame.image, timer=state.timer, t=frame.time_s)
+            stage = state.stage_at(index)
+            if stage.analyser is not analyser:  # a marker that changes what is detected: fresh tracks
+                analyser = stage.analyser
+                analyser.reset()
+            if chunk and chunk[-1].swapper is not stage.swapper:
+                pool.submit(chunk)  # a chunk is rendered by one swapper
+                chunk = []
+            faces = analyser.analyse(frame.image, timer=state.timer, t=frame.time_s)
             at_segment_end = writer.ends_segment(index)
             ready = None
             if frame.image.is_cuda:
@@ -233,8 +256,9 @@ def _feed(
                     frame,
                     faces,
                     check_content=index % every == 0,
-                    checkpoint=state.analyser.state() if at_segment_end else None,
+                    checkpoint=analyser.state() if at_segment_end else None,
                     ready=ready,
+                    swapper=stage.swapper,
                 )
             )
             index += 1
@@ -254,7 +278,8 @@ def _render(state: JobState, items: list[_Analysed]) -> list[_Rendered]:
     for item in items:
         if item.ready is not None:
             torch.cuda.current_stream().wait_event(item.ready)
-    results = state.swapper.render_many([i.frame.image for i in items], [i.faces for i in items], state.timer)
+    swapper = items[0].swapper
+    results = swapper.render_many([i.frame.image for i in items], [i.faces for i in items], state.timer)
     rendered = []
     for item, result in zip(items, results, strict=True):
         if item.check_content:

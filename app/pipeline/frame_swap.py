@@ -15,7 +15,7 @@ from app.core.profiling import StageTimer
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.pipeline.analysis import FrameAnalyser
-from app.pipeline.sources import SourceIdentity
+from app.pipeline.sources import Cast, SourceIdentity
 from app.processing.compositor import FaceComposite, FaceCompositor, FaceTask
 from app.processing.watermark import apply_watermark
 
@@ -29,17 +29,28 @@ class FrameResult:
 
 class FrameSwapper:
     """Composites the chosen faces of a frame into a copy of it: stateless per frame, so any number of
-    workers can share one (each on its own CUDA stream)."""
+    workers can share one (each on its own CUDA stream).
+
+    Each face gets its cast's source: its reference's own, else the default. A face with neither is
+    left as it is (a job checks its cast is complete first; a preview shows what it can)."""
 
     def __init__(
         self,
         compositor: FaceCompositor,
-        source: SourceIdentity,
+        cast: Cast | SourceIdentity,
         watermark: str | None = None,
     ) -> None:
         self.compositor = compositor
         self.watermark = watermark
-        self.latent = self.compositor.swapper.latent(source.embedding())
+        self.cast = cast if isinstance(cast, Cast) else Cast(cast)
+        self._latents: dict[int, torch.Tensor] = {}  # by id() of the SourceIdentity
+        for source in (self.cast.default, *self.cast.by_reference):
+            if source is not None and id(source) not in self._latents:
+                self._latents[id(source)] = compositor.swapper.latent(source.embedding())
+
+    def latent_for(self, face: Face) -> torch.Tensor | None:
+        source = self.cast.source_for(face)
+        return None if source is None else self._latents[id(source)]
 
     def models(self) -> list[str]:
         return self.compositor.models()
@@ -58,15 +69,17 @@ class FrameSwapper:
         """Several frames at once (an export batch): their faces go through the models together."""
         timer = timer or StageTimer()
         outs = [check_frame(frame).clone() for frame in frames]
+        pasted = [[face for face in chosen if self.latent_for(face) is not None] for chosen in faces]
         tasks = [
-            FaceTask(frame, out, face, self.latent.to(frame.device))
-            for frame, out, chosen in zip(frames, outs, faces, strict=True)
+            FaceTask(frame, out, face, latent.to(frame.device))
+            for frame, out, chosen in zip(frames, outs, pasted, strict=True)
             for face in chosen
+            if (latent := self.latent_for(face)) is not None
         ]
         composites = iter(self.compositor.composite_many(tasks, timer))
         results = [
-            FrameResult(out, list(chosen), [next(composites) for _ in chosen])
-            for out, chosen in zip(outs, faces, strict=True)
+            FrameResult(out, chosen, [next(composites) for _ in chosen])
+            for out, chosen in zip(outs, pasted, strict=True)
         ]
         if self.watermark:
             with timer.stage("watermark"):

@@ -4,7 +4,8 @@ The queue is saved as JSON (in the settings folder) after every change, so closi
 a power cut loses nothing: on the next start, a job that was running is queued again, and since video
 exports keep their finished segments, it resumes where it stopped. One job runs at a time (each
 already keeps the GPU busy with its own worker pool); a failed job records its error and the queue
-moves on; cancelling the running job stops it at the next frame.
+moves on; cancelling the running job stops it at the next frame. The running job's StageTimer can be
+read while it runs (`running_timer`), so the GUI can show per-stage times during an export.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.core.errors import DoppelError, SettingsError
 from app.core.paths import config_dir
+from app.core.profiling import StageTimer
 from app.inference.runtime import InferenceRuntime
 from app.pipeline.job_state import JobCancelledError, SwapJob
 from app.pipeline.jobs import run_swap
@@ -68,6 +70,7 @@ class JobQueue:
         self._removed: set[str] = set()  # so a save does not bring them back from the file
         self._cancel: threading.Event | None = None
         self._running_id: str | None = None
+        self._timer: StageTimer | None = None  # the running job's
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,6 +151,7 @@ class JobQueue:
                 return None
             self._cancel = threading.Event()
             self._running_id = entry.id
+            self._timer = timer = StageTimer()
             entry = self._update(replace(entry, status=JobStatus.RUNNING, error=None))
 
         def progress(done: int, total: int) -> None:
@@ -157,7 +161,7 @@ class JobQueue:
             self._notify(replace(current, done=done, total=total))
 
         try:
-            report = run_swap(self.runtime, entry.job, progress=progress, cancel=self._cancel)
+            report = run_swap(self.runtime, entry.job, progress=progress, cancel=self._cancel, timer=timer)
         except JobCancelledError as exc:
             if self._stop.is_set():  # the app is closing, not the user cancelling: run it next time
                 return self._update(replace(self.get(entry.id), status=JobStatus.QUEUED, error=None))
@@ -170,7 +174,7 @@ class JobQueue:
             return self._update(replace(self.get(entry.id), status=JobStatus.FAILED, error=error))
         finally:
             with self._lock:
-                self._cancel, self._running_id = None, None
+                self._cancel, self._running_id, self._timer = None, None, None
         result: dict[str, object] = {
             "frames": report.frames,
             "faces_swapped": report.faces_swapped,
@@ -179,6 +183,14 @@ class JobQueue:
             "resumed_from": report.resumed_from,
         }
         return self._update(replace(self.get(entry.id), status=JobStatus.DONE, result=result))
+
+    def running_timer(self, job_id: str | None = None) -> StageTimer | None:
+        """The running job's StageTimer (thread-safe; read its means while the job runs); None when no
+        job runs, or when `job_id` is given and is not the running job."""
+        with self._lock:
+            if job_id is not None and job_id != self._running_id:
+                return None
+            return self._timer
 
     def run_all(self) -> list[QueuedJob]:
         """Run every queued job, in order, on the calling thread (the CLI's `queue run`)."""

@@ -13,6 +13,7 @@ import torch
 
 from app.core.errors import DoppelError
 from app.core.profiling import StageStats, StageTimer
+from app.faces.identity import Combine
 from app.faces.recogniser import Recogniser
 from app.inference.runtime import InferenceRuntime
 from app.media.frame_queue import MAX_CAPACITY, MIN_CAPACITY
@@ -20,8 +21,8 @@ from app.media.labels import SyntheticLabel
 from app.media.video_writer import VideoCodec
 from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.frame_swap import FrameSwapper, frame_device
-from app.pipeline.settings import PipelineSettings
-from app.pipeline.sources import load_sources
+from app.pipeline.settings import PipelineSettings, SourceFace
+from app.pipeline.sources import SourceLoader, require_complete
 from app.processing.compositor import FaceCompositor
 from app.processing.content import ContentAnalyser, ContentBlockedError
 
@@ -68,11 +69,21 @@ class JobCancelledError(DoppelError):
 
 
 @dataclass(frozen=True)
+class Marker:
+    """From `frame` on (until the next marker), a video is processed with `settings`."""
+
+    frame: int
+    settings: PipelineSettings
+
+
+@dataclass(frozen=True)
 class SwapJob:
-    sources: tuple[Path, ...]
+    sources: tuple[Path, ...]  # photos and identity files of the person pasted (see SourceFace)
     target: Path
     output: Path
-    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    settings: PipelineSettings = field(default_factory=PipelineSettings)  # before the first marker
+    markers: tuple[Marker, ...] = ()  # settings overrides from a frame on (videos)
+    combine: Combine | None = None  # how several sources combine; None: see SourceFace
     engine: EngineOptions = field(default_factory=EngineOptions)
     watermark: str | None = None  # visible text, or None
     analysers: tuple[str, ...] = ()  # content analyser models; empty: no content check
@@ -81,6 +92,21 @@ class SwapJob:
     crf: int = 18
     hardware_encoder: bool = True
     quality: int = 95  # JPEG / WebP
+
+    def __post_init__(self) -> None:
+        frames = [marker.frame for marker in self.markers]
+        if any(frame < 0 for frame in frames) or len(set(frames)) != len(frames):
+            raise ValueError(f"markers must sit on distinct frames ≥ 0, got frames {frames}")
+
+    @property
+    def source(self) -> SourceFace:
+        return SourceFace(files=self.sources, combine=self.combine)
+
+    def schedule(self) -> list[Marker]:
+        """The settings in force from each frame on, in frame order, starting at frame 0."""
+        later = sorted((m for m in self.markers if m.frame > 0), key=lambda m: m.frame)
+        first = next((m.settings for m in self.markers if m.frame == 0), self.settings)
+        return [Marker(0, first), *later]
 
 
 @dataclass
@@ -110,22 +136,64 @@ class JobReport:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Stage:
+    """What processes the frames from `start` on: a marker's (or the job's) analyser and swapper."""
+
+    start: int
+    analyser: FrameAnalyser
+    swapper: FrameSwapper
+
+
 class JobState:
-    """One run of a SwapJob: the models, the identity, and the label its output carries."""
+    """One run of a SwapJob: the models, the cast, and the label its output carries.
+
+    Markers split a video into stages. Stages whose analysis settings agree share one analyser, so
+    tracks and stabilisation carry across a marker that only changes the look; a marker that changes
+    what is detected starts fresh tracks."""
 
     def __init__(self, runtime: InferenceRuntime, job: SwapJob, timer: StageTimer) -> None:
         self.runtime = runtime
         self.job = job
         self.timer = timer
         self.device = frame_device(runtime)
-        self.analyser = FrameAnalyser(runtime, job.settings, source_id=str(job.target))
-        compositor = FaceCompositor(runtime, job.settings.processing)
-        recogniser = Recogniser(runtime, compositor.swapper.recogniser_id)
-        source = load_sources(job.sources, self.analyser.detector, recogniser, self.device)
-        self.swapper = FrameSwapper(compositor, source, watermark=job.watermark)
+        analysers: dict[str, FrameAnalyser] = {}
+        swappers: dict[str, FrameSwapper] = {}
+        loaders: dict[tuple[str, str], SourceLoader] = {}
+        self.stages: list[Stage] = []
+        for marker in job.schedule():
+            settings = marker.settings
+            key = settings.analysis_key()
+            if key not in analysers:
+                analysers[key] = FrameAnalyser(runtime, settings, source_id=str(job.target))
+            analyser = analysers[key]
+            look = settings.fingerprint()
+            if look not in swappers:
+                compositor = FaceCompositor(runtime, settings.processing)
+                recogniser_id = compositor.swapper.recogniser_id
+                loader_key = (analyser.detector.entry.id, recogniser_id)
+                if loader_key not in loaders:
+                    recogniser = Recogniser(runtime, recogniser_id)
+                    loaders[loader_key] = SourceLoader(analyser.detector, recogniser, self.device)
+                cast = loaders[loader_key].cast(job.source, settings)
+                require_complete(cast, settings)
+                swappers[look] = FrameSwapper(compositor, cast, watermark=job.watermark)
+            self.stages.append(Stage(marker.frame, analyser, swappers[look]))
+        self.analyser, self.swapper = self.stages[0].analyser, self.stages[0].swapper
         self.content = ContentAnalyser(runtime, job.analysers) if job.analysers else None
-        models = [*self.analyser.models(), *self.swapper.models(), *job.analysers]
+        models = [
+            *(m for a in analysers.values() for m in a.models()),
+            *(m for s in swappers.values() for m in s.models()),
+            *job.analysers,
+        ]
         self.label = SyntheticLabel(models=tuple(dict.fromkeys(models)), watermark=job.watermark is not None)
+
+    def stage_at(self, index: int) -> Stage:
+        """The stage frame `index` belongs to."""
+        return next(stage for stage in reversed(self.stages) if stage.start <= index)
+
+    def analysers(self) -> list[FrameAnalyser]:
+        return list({id(stage.analyser): stage.analyser for stage in self.stages}.values())
 
     def check_content(self, frame: torch.Tensor, index: int, timer: StageTimer) -> None:
         if self.content is None:

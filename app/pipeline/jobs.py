@@ -69,9 +69,14 @@ def run_swap(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     profile: bool = False,
+    timer: StageTimer | None = None,
 ) -> JobReport:
+    """Run `job` to its output. `timer` collects the per-stage times (the caller may read it while the
+    job runs, e.g. the GUI's performance dock); without one the job keeps its own, which synchronises
+    with the GPU at each stage's edges when `profile` is on."""
     kind = _check_paths(job)
-    timer = StageTimer(synchronise=profile, nvtx=profile)
+    if timer is None:
+        timer = StageTimer(synchronise=profile, nvtx=profile)
     started = time.perf_counter()
     state = JobState(runtime, job, timer)
     report = JobReport(job.output, kind, device=str(state.device), models=state.label.models)

@@ -33,7 +33,7 @@ from app.media.webcam import CapturedFrame
 from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.frame_swap import FrameSwapper
 from app.pipeline.job_state import SwapJob
-from app.pipeline.settings import PipelineSettings
+from app.pipeline.settings import PipelineSettings, SourceFace
 from app.pipeline.workers import LatestSlot, PipelineError
 
 log = logging.getLogger(__name__)
@@ -206,9 +206,10 @@ class LivePipeline:
             self.report.frames += 1
 
 
-def live_job(sources: tuple[Path, ...], settings: PipelineSettings) -> SwapJob:
+def live_job(source: SourceFace, settings: PipelineSettings) -> SwapJob:
     """A job for JobState that carries only faces and settings: live mode has no target or output."""
-    return SwapJob(sources=sources, target=sources[0], output=sources[0], settings=settings)
+    camera = Path("camera")
+    return SwapJob(source.files, camera, camera, settings=settings, combine=source.combine)
 
 
 def virtual_camera_for(source: LiveSource, fps: float = 30.0) -> VirtualCamera:
@@ -228,7 +229,8 @@ def virtual_camera_for(source: LiveSource, fps: float = 30.0) -> VirtualCamera:
 class PacedVideo:
     """A video file played in real time, as a camera would deliver it: a thread decodes and offers each
     frame at its timestamp, keeping only the newest unread one (the benchmark's and the GUI's stand-in
-    for a webcam, with the same latest-frame-wins behaviour)."""
+    for a webcam, with the same latest-frame-wins behaviour). Playback starts at the first `read()`,
+    so the models loading meanwhile do not eat the start of the clip."""
 
     def __init__(self, path: Path, loop: bool = False, speed: float = 1.0) -> None:
         self.path = path
@@ -237,6 +239,7 @@ class PacedVideo:
         self._slot: LatestSlot[CapturedFrame] = LatestSlot()
         self._stop = threading.Event()
         self._error: BaseException | None = None
+        self._wanted = threading.Event()  # set by the first read(): the clock starts then
         self.captured = 0
         self._thread = threading.Thread(target=self._run, name=f"paced {path.name}", daemon=True)
         self._thread.start()
@@ -246,6 +249,7 @@ class PacedVideo:
         return self._slot.dropped
 
     def read(self, timeout: float | None = None) -> CapturedFrame | None:
+        self._wanted.set()
         if self._error is not None:
             raise self._error
         if self._slot.closed and self._error is None:
@@ -259,6 +263,7 @@ class PacedVideo:
 
     def close(self) -> None:
         self._stop.set()
+        self._wanted.set()  # a player still waiting for its first reader ends too
         self._thread.join(10)
 
     def _run(self) -> None:
@@ -274,6 +279,7 @@ class PacedVideo:
 
     def _play_once(self) -> None:
         with open_video(self.path) as video:
+            self._wanted.wait()
             started, first = time.perf_counter(), None
             for decoded in video.frames():
                 if self._stop.is_set():

@@ -10,7 +10,7 @@ swapper recogniser.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,8 +26,8 @@ from app.pipeline.cache import AnalysisCache
 from app.pipeline.frame_swap import FrameSwapper, frame_device
 from app.pipeline.jobs import is_image
 from app.pipeline.preview import Checkpoint
-from app.pipeline.settings import PipelineSettings
-from app.pipeline.sources import SourceIdentity, load_sources
+from app.pipeline.settings import PipelineSettings, SourceFace
+from app.pipeline.sources import Cast, SourceLoader
 from app.processing.compositor import FaceCompositor
 from app.tracking.face_tracker import TrackingSettings
 
@@ -46,8 +46,9 @@ class PreviewFrame:
     index: int
     before: torch.Tensor  # uint8 [H, W, 3], the frame as decoded
     after: torch.Tensor  # the frame swapped (the same as `before` while no source face is chosen)
-    faces: list[Face]  # those selected in this frame (what the target panel shows)
+    faces: list[Face]  # those selected to swap in this frame
     swapped: bool
+    found: list[Face] = field(default_factory=list)  # every face found (what the target panel shows)
 
 
 class MediaPreviewer:
@@ -58,42 +59,42 @@ class MediaPreviewer:
         self,
         runtime: InferenceRuntime,
         media: Path,
-        sources: tuple[Path, ...] = (),
+        source: SourceFace | None = None,
         cache: AnalysisCache | None = None,
     ) -> None:
         self.runtime = runtime
         self.media = media
         self.image = load_image(media).frame if is_image(media) else None
         self.video: VideoSource | None = None if self.image is not None else open_video(media)
-        self.sources = sources
+        self.source = source or SourceFace()
         self.cache = cache or AnalysisCache()
         self.device = frame_device(runtime)
         self.timer = StageTimer()
         self._built: tuple[str, FrameAnalyser, FaceCompositor] | None = None
-        self._identities: dict[tuple[str, tuple[Path, ...]], SourceIdentity] = {}
+        self._loaders: dict[tuple[str, str], SourceLoader] = {}  # by (detector, recogniser)
 
     @property
     def frame_count(self) -> int:
         return 1 if self.video is None else self.video.frame_count
 
     def __call__(self, index: int, settings: PipelineSettings, checkpoint: Checkpoint) -> PreviewFrame:
-        return self.preview(index, settings, self.sources, checkpoint)
+        return self.preview(index, settings, self.source, checkpoint)
 
     def preview(
-        self, index: int, settings: PipelineSettings, sources: tuple[Path, ...], checkpoint: Checkpoint
+        self, index: int, settings: PipelineSettings, source: SourceFace, checkpoint: Checkpoint
     ) -> PreviewFrame:
         with self.timer.stage("decode"):
             frame = self._frame(index).to(self.device)
         checkpoint()
         analyser, compositor = self._models(settings)
-        faces = analyser.analyse(frame, index=index, timer=self.timer)
+        found, faces = analyser.analyse_all(frame, index=index, timer=self.timer)
         checkpoint()
-        if not sources:
+        cast = self._cast(analyser, compositor, source, settings)
+        if cast.empty:
             host = frame.cpu()
-            return PreviewFrame(index, host, host, faces, swapped=False)
-        swapper = FrameSwapper(compositor, self._identity(analyser, compositor, sources))
-        result = swapper.render(frame, faces, self.timer)
-        return PreviewFrame(index, frame.cpu(), result.frame.cpu(), faces, swapped=True)
+            return PreviewFrame(index, host, host, faces, swapped=False, found=found)
+        result = FrameSwapper(compositor, cast).render(frame, faces, self.timer)
+        return PreviewFrame(index, frame.cpu(), result.frame.cpu(), faces, swapped=True, found=found)
 
     def close(self) -> None:
         if self.video is not None:
@@ -120,11 +121,16 @@ class MediaPreviewer:
         self._built = (key, analyser, compositor)
         return analyser, compositor
 
-    def _identity(
-        self, analyser: FrameAnalyser, compositor: FaceCompositor, sources: tuple[Path, ...]
-    ) -> SourceIdentity:
-        key = (compositor.swapper.recogniser_id, sources)
-        if key not in self._identities:
-            recogniser = Recogniser(self.runtime, key[0])
-            self._identities[key] = load_sources(sources, analyser.detector, recogniser, self.device)
-        return self._identities[key]
+    def _cast(
+        self,
+        analyser: FrameAnalyser,
+        compositor: FaceCompositor,
+        source: SourceFace,
+        settings: PipelineSettings,
+    ) -> Cast:
+        """Who goes where; each photo and identity file is embedded once per detector and recogniser."""
+        key = (analyser.detector.entry.id, compositor.swapper.recogniser_id)
+        if key not in self._loaders:
+            recogniser = Recogniser(self.runtime, key[1])
+            self._loaders[key] = SourceLoader(analyser.detector, recogniser, self.device)
+        return self._loaders[key].cast(source, settings)

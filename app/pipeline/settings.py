@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.core.errors import SettingsError
 from app.faces.detector import DetectionSettings
-from app.faces.identity import Identity
+from app.faces.identity import Combine, Identity
 from app.faces.selection import SelectionSettings
 from app.models.catalog import Catalog, Kind
 from app.processing.settings import ProcessingSettings
@@ -30,14 +30,39 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class SourceFace(_Frozen):
+    """One person to paste: photos (each gives its most prominent face) and saved identity files
+    (IDENTITY_SUFFIX), their embeddings combined into one."""
+
+    files: tuple[Path, ...] = ()
+    combine: Combine | None = None  # None: a lone identity file's own choice, else the mean
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+
+class Reference(_Frozen):
+    """Reference mode: faces like `target` get `source` (when empty, the job's own source faces)."""
+
+    target: Identity
+    source: SourceFace = Field(default_factory=SourceFace)
+
+
 class AnalysisSettings(_Frozen):
     detector: str | None = None  # None: the catalog's default detector
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     landmarker: str | None = None  # None: the detector's five points; "auto": routed by face size
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
-    # Reference mode: swap only faces like these (chosen by clicking a face in the studio, or loaded
-    # identity files); they travel with the settings, so previews, exports and the queue agree.
-    references: tuple[Identity, ...] = ()
+    # Reference mode: swap only faces like these targets (chosen by clicking a face in the studio, or
+    # loaded identity files), each with its own source when it has one; they travel with the settings,
+    # so previews, exports and the queue agree.
+    references: tuple[Reference, ...] = ()
+
+    def targets(self) -> list[Identity]:
+        return [reference.target for reference in self.references]
+
+
+_SOURCES = {"references": {"__all__": {"source"}}}
 
 
 class PipelineSettings(_Frozen):
@@ -49,7 +74,8 @@ class PipelineSettings(_Frozen):
     def analysis_key(self) -> str:
         """A short hash of what decides the faces of a frame; equal keys mean cached faces still hold."""
         part = {
-            "analysis": self.analysis.model_dump(mode="json"),
+            # which source goes where is not analysis: a new source keeps the cached faces
+            "analysis": self.analysis.model_dump(mode="json", exclude=_SOURCES),
             "tracking": self.tracking.model_dump(mode="json"),
             # strength < 1 embeds the target; its recogniser follows the swapper
             "swapper": self.processing.swap.swapper,

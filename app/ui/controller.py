@@ -13,6 +13,7 @@ engine is slower than that, playback runs at the engine's pace: one request at a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.errors import DoppelError
 from app.inference.runtime import InferenceRuntime
+from app.pipeline.job_state import Marker
 from app.pipeline.preview import Checkpoint, PreviewResult, PreviewService
 from app.pipeline.previewer import MediaPreviewer, PreviewFrame
-from app.pipeline.settings import PipelineSettings
+from app.pipeline.settings import PipelineSettings, SourceFace
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ class Snapshot:
     """Everything a preview request depends on, taken on the GUI thread when it is made."""
 
     settings: PipelineSettings
-    sources: tuple[Path, ...]
+    source: SourceFace  # the person pasted on faces without a reference of their own
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class StudioController(QObject):
         super().__init__()
         self.runtime = runtime
         self.settings = settings or PipelineSettings()
-        self.sources: tuple[Path, ...] = ()
+        self.source = SourceFace()
         self.markers: dict[int, PipelineSettings] = {}  # frame → the settings from that frame on
         self.media: MediaInfo | None = None
         self.index = 0
@@ -95,6 +97,18 @@ class StudioController(QObject):
         self.request(0)
         return info
 
+    def use_runtime(self, runtime: InferenceRuntime) -> None:
+        """Preview with another runtime (another provider) from now on: the media is opened again
+        (frames may move between the GPU and the CPU), at the same frame, markers kept."""
+        self.runtime = runtime
+        if self.media is None:
+            return
+        path, index, markers = self.media.path, self.index, self.markers
+        self.pause()
+        self.open_media(path)
+        self.markers = markers
+        self.request(index)
+
     # -- what the user changes -------------------------------------------------------------------------
 
     def set_settings(self, settings: PipelineSettings) -> None:
@@ -127,16 +141,27 @@ class StudioController(QObject):
         self.refresh()
         return sorted(self.markers)
 
-    def set_sources(self, paths: tuple[Path, ...]) -> None:
-        self.sources = tuple(paths)
+    def set_source(self, source: SourceFace) -> None:
+        self.source = source
         self.refresh()
+
+    def update_everywhere(self, change: Callable[[PipelineSettings], PipelineSettings]) -> None:
+        """Apply `change` to the settings before the first marker and to every marker's: for what
+        holds for the whole video, such as which face gets which source."""
+        self.settings = change(self.settings)
+        self.markers = {frame: change(settings) for frame, settings in self.markers.items()}
+        self.refresh()
+
+    def schedule(self) -> tuple[Marker, ...]:
+        """The markers as an export carries them."""
+        return tuple(Marker(frame, settings) for frame, settings in sorted(self.markers.items()))
 
     def request(self, index: int) -> None:
         """Ask for frame `index` under the current settings; only the latest request is rendered."""
         if self._service is None or self.media is None:
             return
         self.index = max(0, min(index, self.media.frames - 1))
-        snapshot = Snapshot(self.settings_for(self.index), self.sources)
+        snapshot = Snapshot(self.settings_for(self.index), self.source)
         self._latest = self._service.request(self.index, snapshot)
         self._waiting = True
 
@@ -194,7 +219,7 @@ class StudioController(QObject):
         previewer = self._previewer
         if previewer is None:
             raise DoppelError("no media is open")
-        return previewer.preview(index, snapshot.settings, snapshot.sources, checkpoint)
+        return previewer.preview(index, snapshot.settings, snapshot.source, checkpoint)
 
     def _deliver(self, result: PreviewResult[PreviewFrame]) -> None:
         self._arrived.emit(result)  # queued to the GUI thread: the controller lives there

@@ -2,6 +2,8 @@
 
 Exports run in the engine's JobQueue (its own thread, persisted, resumable); the panel only adds jobs
 and shows what the queue reports, through a queued Qt signal, so the GUI thread never waits on one.
+While a video exports, `sample` carries its per-stage times and frame rate for the performance dock
+(read from the running job's StageTimer as progress arrives, at most ~10 times a second).
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import DoppelError
+from app.core.profiling import StageTimer
 from app.media.video_writer import VIDEO_SUFFIXES
 from app.pipeline.job_queue import JobQueue, JobStatus, QueuedJob
 from app.pipeline.job_state import SwapJob
+from app.ui.performance import DockFeed
+from app.ui.studio_settings import last_folder, remember_folder
 
 COLUMNS = ("target", "output", "status", "progress", "time left")
 
@@ -48,6 +53,7 @@ class _Relay(QObject):
 
 class ExportPanel(QWidget):
     message = Signal(str)
+    sample = Signal(dict, float)  # mean ms per stage and frames per second of the running export, lately
 
     def __init__(self, queue: JobQueue, make_job: Callable[[Path, str, int], SwapJob]) -> None:
         """`make_job(output, codec, crf)` turns the studio's current media, faces and settings into a
@@ -60,6 +66,9 @@ class ExportPanel(QWidget):
         queue.on_change = self._relay.changed.emit
         self._started: dict[str, float] = {}
         self._rows: dict[str, int] = {}
+        self._feed_job: str | None = None  # the running job the feed samples
+        self._feed_timer: StageTimer | None = None
+        self._feed: DockFeed | None = None  # from the job's first progress on
         self.output = QLineEdit()
         self.output.setPlaceholderText("output.mp4")
         browse = QPushButton("Choose…")
@@ -116,8 +125,10 @@ class ExportPanel(QWidget):
 
     def _choose_output(self) -> None:
         suffixes = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
-        name, _ = QFileDialog.getSaveFileName(self, "Export to", self.output.text(), f"Video ({suffixes})")
+        suggested = self.output.text() or last_folder("export")
+        name, _ = QFileDialog.getSaveFileName(self, "Export to", suggested, f"Video ({suffixes})")
         if name:
+            remember_folder("export", Path(name))
             self.output.setText(name)
 
     def _on_selected(self, action: Callable[[str], None]) -> None:
@@ -156,6 +167,27 @@ class ExportPanel(QWidget):
         if job.status in (JobStatus.DONE, JobStatus.FAILED):
             words = "finished" if job.status is JobStatus.DONE else f"failed: {job.error}"
             self.message.emit(f"Export to {job.job.output.name} {words}")
+        self._sample(job)
+
+    def _sample(self, job: QueuedJob) -> None:
+        """Feed `sample` from the running job's timer. The job's first notification (it started) only
+        takes the timer: its frame count may still be a previous run's (a resumed video); the rate
+        counts from its first progress."""
+        now = time.monotonic()
+        if job.status is JobStatus.RUNNING:
+            if job.id != self._feed_job:
+                self._feed_job, self._feed = job.id, None
+                self._feed_timer = self.queue.running_timer(job.id)  # None if it already ended
+            elif self._feed is None:
+                if self._feed_timer is not None:
+                    self._feed = DockFeed(self._feed_timer, job.done, now)
+            elif self._feed.due(now):
+                self.sample.emit(*self._feed.take(job.done, now))
+        elif job.id == self._feed_job:
+            last = self._feed.finish(job.done, now) if self._feed and job.status is JobStatus.DONE else None
+            if last is not None:
+                self.sample.emit(*last)
+            self._feed_job, self._feed_timer, self._feed = None, None, None
 
     def shutdown(self) -> None:
         """Stop the queue's thread (an export in progress is queued again for next time)."""

@@ -3,6 +3,8 @@
 The engine's LivePipeline runs on its own threads (camera, analysis, render); each finished frame is
 copied to the host there and handed to the GUI thread through a queued signal, which only draws the
 newest one. Models load on a background thread too, so pressing Start never freezes the window.
+As frames are shown, `sample` carries the pipeline's per-stage times, frame rate and latency for the
+performance dock (from its StageTimer, at most ~10 times a second).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from app.media.webcam import PLATFORM_INPUT_FORMAT, CapturedFrame, WebcamSource
 from app.pipeline.job_state import JobState
 from app.pipeline.live import LivePipeline, LiveSource, virtual_camera_for
 from app.pipeline.workers import LatestSlot
+from app.ui.performance import DockFeed
 from app.ui.tasks import BackgroundTask
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class LivePanel(QWidget):
     frame = Signal(object, float)  # the newest swapped frame (numpy uint8 [H, W, 3]) and its latency
     message = Signal(str)
     running_changed = Signal(bool)
+    sample = Signal(dict, float, float)  # mean ms per stage, frames per second, mean latency ms, lately
 
     def __init__(
         self,
@@ -97,6 +101,9 @@ class LivePanel(QWidget):
         self._camera: VirtualCamera | None = None
         self._loading: BackgroundTask | None = None
         self._shown = 0
+        self._feed: DockFeed | None = None
+        self._delivered = 0  # frames the viewer sink received; written on the render thread only
+        self._fps = 0.0  # as of the latest sample
 
     @property
     def running(self) -> bool:
@@ -144,6 +151,8 @@ class LivePanel(QWidget):
         source = self._source
         sinks = [self._to_viewer] + ([self._to_virtual_camera] if self._camera else [])
         self._pipeline = LivePipeline(state.analyser, state.swapper, source, sinks, state.device, state.timer)
+        self._delivered, self._fps = 0, 0.0
+        self._feed = DockFeed(self._pipeline.timer, 0, time.monotonic())
         self._pipeline.start()
         self.start_button.setText("Stop live")
         self.running_changed.emit(True)
@@ -161,6 +170,7 @@ class LivePanel(QWidget):
         """On the render thread: a host copy for the viewer. Only the newest waits; the GUI is told
         once per frame it will find, so a slow GUI skips frames instead of queueing them."""
         latency = (time.perf_counter() - captured.captured_at) * 1000.0
+        self._delivered += 1
         waiting = self._newest.put((np.ascontiguousarray(frame.cpu().numpy()), latency))
         if waiting is None:
             self._frames.arrived.emit()
@@ -177,16 +187,30 @@ class LivePanel(QWidget):
         self._shown += 1
         if self._pipeline is not None:
             report = self._pipeline.report
+            self._sample(latency)
             self.stats.setText(
-                f"{report.frames} frames · {latency:.0f} ms latency · {report.skipped} skipped"
+                f"{report.frames} frames · {self._fps:.1f} fps · {latency:.0f} ms latency · "
+                f"{report.skipped} skipped"
             )
             if self._pipeline.failed:
                 self.stop()
         self.frame.emit(frame, latency)
 
+    def _sample(self, latency: float) -> None:
+        """`sample`, when one is due: the stages and the rate of frames delivered since the previous
+        one; the latency is the mean of the frames delivered meanwhile (the timer keeps it as "latency",
+        not a stage), or the shown frame's while none was timed yet."""
+        now = time.monotonic()
+        if self._feed is None or not self._feed.due(now):
+            return
+        stages, self._fps = self._feed.take(self._delivered, now)
+        mean_latency = stages.pop("latency", latency)
+        self.sample.emit(stages, self._fps, mean_latency)
+
     def stop(self) -> None:
         """Stop and join live mode's threads, close the camera and the virtual camera."""
         pipeline, self._pipeline = self._pipeline, None
+        self._feed = None
         report = None
         try:
             if pipeline is not None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -30,9 +30,7 @@ from PySide6.QtWidgets import (
 
 from app import APP_NAME, __version__
 from app.core.errors import DoppelError
-from app.core.paths import config_dir
 from app.core.settings import save_settings
-from app.faces.identity import Identity
 from app.inference.fallbacks import FallbackEvent
 from app.inference.runtime import InferenceRuntime
 from app.media.image_writer import IMAGE_SUFFIXES
@@ -43,6 +41,7 @@ from app.pipeline.job_state import JobState, SwapJob
 from app.pipeline.preview import PreviewResult
 from app.pipeline.previewer import PreviewFrame
 from app.pipeline.settings import PipelineSettings, models_needed
+from app.ui.casting import Casting
 from app.ui.controller import MediaInfo, StudioController
 from app.ui.export_panel import ExportPanel
 from app.ui.faces_panel import FacesPanel
@@ -52,8 +51,8 @@ from app.ui.model_manager import ModelManager
 from app.ui.performance import PerformanceDock
 from app.ui.settings_panel import SettingsPanel
 from app.ui.status_panel import StatusPanel
-from app.ui.studio_jobs import export_job, live_loader, reference_embedder, with_reference
-from app.ui.tasks import BackgroundTask
+from app.ui.studio_jobs import export_job, live_loader
+from app.ui.studio_settings import last_folder, remember_folder, store_json, stored_json, studio_settings
 from app.ui.timeline import Timeline
 from app.ui.viewer import FrameViewer
 
@@ -71,11 +70,6 @@ def _vram_mb() -> tuple[float | None, float | None]:
         return None, None
     total = torch.cuda.get_device_properties(0).total_memory / 2**20
     return torch.cuda.memory_reserved(0) / 2**20, total
-
-
-def _studio_settings() -> QSettings:
-    """Window layout and the last settings, beside the app's settings file (DOPPEL_CONFIG_DIR)."""
-    return QSettings(str(config_dir() / "studio.ini"), QSettings.Format.IniFormat)
 
 
 def _dock(title: str, widget: QWidget, name: str) -> QDockWidget:
@@ -102,13 +96,13 @@ class MainWindow(QMainWindow):
         self.viewer = FrameViewer()
         self.timeline = Timeline()
         self.faces = FacesPanel()
+        self.casting = Casting(self.controller, self.faces, lambda: self.runtime, self)
         self.settings_panel = SettingsPanel(ctx.store, self.controller.settings)
         self.status = StatusPanel()
         self.performance = PerformanceDock()
         self.model_manager = ModelManager(
             ctx, needed=lambda: models_needed(self.controller.settings, ctx.catalog)
         )
-        self._tasks: list[BackgroundTask] = []  # running helpers, kept alive until they finish
         self.workers = 0  # export workers (0: automatic), from the Execution tab
         self._fallbacks = _FallbackRelay()
         self._fallbacks.happened.connect(self._on_fallback)
@@ -169,11 +163,11 @@ class MainWindow(QMainWindow):
         understood.clicked.connect(self._acknowledge)
         row.addWidget(text, 1)
         row.addWidget(understood)
-        notice.setVisible(_studio_settings().value("consent_acknowledged") != "true")
+        notice.setVisible(studio_settings().value("consent_acknowledged") != "true")
         return notice
 
     def _acknowledge(self) -> None:
-        stored = _studio_settings()
+        stored = studio_settings()
         stored.setValue("consent_acknowledged", "true")
         stored.sync()
         self.notice.hide()
@@ -188,8 +182,8 @@ class MainWindow(QMainWindow):
         self.timeline.play_toggled.connect(lambda on: controller.play() if on else controller.pause())
         self.settings_panel.changed.connect(controller.set_settings)
         self.timeline.marker_toggled.connect(self._toggle_marker)
-        self.faces.sources_changed.connect(controller.set_sources)
-        self.faces.target_clicked.connect(self.assign_target)
+        self.casting.message.connect(self.status.add)
+        self.casting.settings_changed.connect(self.settings_panel.set_settings)
         self.status.latest.connect(self.statusBar().showMessage)
         self.model_manager.message.connect(self.status.add)
         self.model_manager.busy_changed.connect(
@@ -198,6 +192,10 @@ class MainWindow(QMainWindow):
         self.export.message.connect(self.status.add)
         self.live.message.connect(self.status.add)
         self.live.frame.connect(self._show_live)
+        self.export.sample.connect(lambda stages, fps: self.performance.add_sample(stages, fps=fps))
+        self.live.sample.connect(
+            lambda stages, fps, ms: self.performance.add_sample(stages, fps=fps, latency_ms=ms)
+        )
         self.live.running_changed.connect(self._on_live)
         self.settings_panel.message.connect(self.status.add)
         self.settings_panel.execution_changed.connect(self._execution)
@@ -205,7 +203,10 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open media…", QKeySequence.StandardKey.Open, self.choose_media)
-        self._action(file_menu, "Add &source photos…", "Ctrl+Shift+O", self.faces.choose_sources)
+        self._action(file_menu, "&New source person…", "Ctrl+Shift+O", self.faces.choose_new_person)
+        self._action(file_menu, "Add photos to the person…", "Ctrl+Shift+A", self.faces.choose_photos)
+        self._action(file_menu, "&Load identity…", "Ctrl+L", self.faces.choose_identity_files)
+        self._action(file_menu, "Save &identity…", "Ctrl+Shift+S", self.faces.choose_save_path)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         view = self.menuBar().addMenu("&View")
@@ -236,8 +237,10 @@ class MainWindow(QMainWindow):
 
     def choose_media(self) -> None:
         suffixes = " ".join(f"*{s}" for s in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES))
-        name, _ = QFileDialog.getOpenFileName(self, "Open an image or a video", "", f"Media ({suffixes})")
+        kinds = f"Media ({suffixes})"
+        name, _ = QFileDialog.getOpenFileName(self, "Open an image or a video", last_folder("media"), kinds)
         if name:
+            remember_folder("media", Path(name))
             self.open_media(Path(name))
 
     def open_media(self, path: Path) -> MediaInfo | None:
@@ -263,7 +266,8 @@ class MainWindow(QMainWindow):
         if marker != self._shown_marker:  # crossed a marker: show the settings in force here
             self._shown_marker = marker
             self.settings_panel.set_settings(self.controller.settings_for(shown.index))
-        self.faces.set_targets(before, shown.faces)
+        settings = self.controller.settings_for(shown.index)
+        self.faces.set_targets(before, shown.found, self.casting.labels(shown.found, shown.faces, settings))
         self.performance.add_sample(self.controller.stage_ms(), latency_ms=result.latency_ms)
         self.performance.set_vram(*_vram_mb())
 
@@ -285,62 +289,51 @@ class MainWindow(QMainWindow):
         self.performance.add_event(note.text)
 
     def _execution(self, provider: str, workers: int) -> None:
-        """Workers apply to the next export; the provider is saved and applies from the next start
-        (sessions already loaded keep theirs)."""
+        """Workers apply to the next export; a new provider is saved and applies at once."""
         self.workers = workers
         inference = self.ctx.settings.inference
-        if provider != inference.provider:
-            settings = self.ctx.settings.model_copy(
-                update={"inference": inference.model_copy(update={"provider": provider})}
-            )
-            try:
-                save_settings(settings)
-            except OSError as exc:
-                self.status.add(f"The provider choice could not be saved: {exc}", "error")
-                return
-            self.ctx = dataclasses.replace(self.ctx, settings=settings)
-            self.status.add(f"Models will run with provider '{provider}' from the next start")
+        if provider == inference.provider:
+            return
+        settings = self.ctx.settings.model_copy(
+            update={"inference": inference.model_copy(update={"provider": provider})}
+        )
+        try:
+            save_settings(settings)
+        except OSError as exc:
+            self.status.add(f"The provider choice could not be saved: {exc}", "error")
+        self.ctx = dataclasses.replace(self.ctx, settings=settings)
+        self.use_provider()
+
+    def use_provider(self) -> None:
+        """A runtime for the saved provider choice, for the preview, the next exports and the next
+        live session; an export or live session already running finishes on the one it started with."""
+        old = self.runtime
+        self.runtime = InferenceRuntime(self.ctx.store, self.ctx.settings.inference, fallbacks=old.fallbacks)
+        self.controller.use_runtime(self.runtime)
+        self.timeline.set_markers(sorted(self.controller.markers))
+        self.export.queue.runtime = self.runtime  # read by the queue as each job starts
+        exporting = self.export.queue.running_timer() is not None
+        if not self.live.running and not exporting:
+            old.close()  # else its sessions go with it once the running work lets go
+        for message in provider_messages(
+            self.runtime.usable, self.runtime.settings.provider, self._gpu_name()
+        ):
+            self.status.add(message)
+        self.status.add(f"Models now run with provider '{self.runtime.settings.provider}'")
 
     def _make_live_state(self) -> Callable[[], JobState]:
         return live_loader(self.controller, self.runtime)
 
     def _show_live(self, frame: object, latency_ms: float) -> None:
-        self.viewer.show_frame(frame)  # type: ignore[arg-type]
-        self.performance.add_sample({}, latency_ms=latency_ms)
+        self.viewer.show_frame(frame)  # type: ignore[arg-type]  # the dock is fed by live.sample
 
     def _on_live(self, running: bool) -> None:
         if running:
             self.controller.pause()  # the viewer shows the camera now
 
     def assign_target(self, number: int) -> None:
-        """Reference mode: the source goes onto this face of the frame (and faces like it) only. Its
-        embedding is computed on a worker thread; the settings then carry it as the reference."""
-        shown, media = self.controller.last, self.controller.media
-        if shown is None or not 0 <= number < len(shown.faces):
-            return
-        label = media.path.name if media is not None else "frame"
-        embed = reference_embedder(
-            self.runtime,
-            self.controller.settings,
-            shown.before,
-            shown.faces[number],
-            f"face {number + 1}",
-            label,
-        )
-        task = BackgroundTask(embed, self)
-        task.done.connect(lambda identity: self._use_reference(identity, number))
-        task.failed.connect(lambda words: self.status.add(f"That face could not be used: {words}", "error"))
-        self._tasks.append(task)
-        task.finished.connect(lambda: self._tasks.remove(task))
-        task.start()
-
-    def _use_reference(self, identity: Identity, number: int) -> None:
-        chosen = with_reference(self.controller.settings, identity)
-        self.settings_panel.set_settings(chosen)
-        self.controller.set_settings(chosen)
-        self.status.add(
-            f"Face {number + 1} gets the source face (reference mode); other faces are left alone"
-        )
+        """Reference mode: the selected person goes onto this face of the frame (and faces like it)."""
+        self.casting.assign(number)
 
     def _toggle_marker(self, index: int) -> None:
         self.timeline.set_markers(self.controller.toggle_marker(index))
@@ -361,7 +354,7 @@ class MainWindow(QMainWindow):
     # -- settings that persist ---------------------------------------------------------------------------
 
     def _restore_layout(self) -> None:
-        stored = _studio_settings()
+        stored = studio_settings()
         geometry, state = stored.value("geometry"), stored.value("state")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -376,16 +369,17 @@ class MainWindow(QMainWindow):
             else:
                 self.settings_panel.set_settings(settings)
                 self.controller.settings = settings
+        self.faces.restore(stored_json("faces"))
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        stored = _studio_settings()
+        stored = studio_settings()
         stored.setValue("geometry", self.saveGeometry())
         stored.setValue("state", self.saveState())
         stored.setValue("pipeline", self.controller.settings.model_dump_json())
+        store_json("faces", self.faces.stored())
         self.controller.shutdown()  # stop playback and join the preview thread
         self.export.shutdown()  # an export in progress is queued again for next time
         self.live.stop()  # join live mode's threads, close the cameras
-        for task in list(self._tasks):
-            task.wait()
+        self.casting.wait()
         self.model_manager.shutdown()  # cancel downloads (parts kept) and join the worker thread
         super().closeEvent(event)

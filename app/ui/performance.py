@@ -6,6 +6,10 @@ series keeps the last `history` samples in a deque; curves are created once per 
 pyqtgraph, too much per frame at 30-60 fps); `flush()` draws the latest samples at once (call it when a
 feed ends). While the dock is hidden (closed, or a tab behind another) samples are still kept but
 nothing is drawn; showing the dock draws the latest state.
+
+Feeds that run for a long time (an export, live mode) sample a StageTimer through a `DockFeed`: at most
+one sample per `SAMPLE_INTERVAL_S`, each with the stage means and frame rate since the previous one
+(means since the start would flatten out and hide a slowdown).
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import pyqtgraph as pg
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QListWidget, QVBoxLayout, QWidget
 
+from app.core.profiling import StageTimer
+
 HISTORY = 300
 REDRAW_INTERVAL_S = 0.1
 MAX_EVENTS = 50
+SAMPLE_INTERVAL_S = 0.1  # a DockFeed's samples: at most 10 a second
 _GB = 1024.0  # MB per GB, as torch and nvidia-smi count
 _VRAM_WARN = 0.9
 _COLOURS = (
@@ -79,6 +86,54 @@ def vram_text(used_mb: float | None, total_mb: float | None) -> str:
         return f"VRAM: {used_mb / _GB:.1f} GB"
     share = used_mb / total_mb
     return f"VRAM: {used_mb / _GB:.1f} / {total_mb / _GB:.1f} GB ({share:.0%})"
+
+
+class DockFeed:
+    """Turns a running job's StageTimer and its count of finished frames into dock samples: the mean
+    milliseconds per stage over the samples recorded since the previous sample (stages with none are
+    left out) and the frames per second over the same time. Plain Python, read on the GUI thread; the
+    timer is thread-safe, so the engine's threads keep recording meanwhile."""
+
+    def __init__(
+        self, timer: StageTimer, frames: int, now: float, interval_s: float = SAMPLE_INTERVAL_S
+    ) -> None:
+        """`frames` finished at `now` (time.monotonic()) are where the first sample's rate starts."""
+        self.timer = timer
+        self.interval_s = interval_s
+        self._seen: dict[str, int] = {}  # samples per stage already reported
+        self._first = (now, frames)
+        self._last = (now, frames)
+
+    def due(self, now: float) -> bool:
+        """Whether `interval_s` passed since the previous sample (or the start)."""
+        return now - self._last[0] >= self.interval_s
+
+    def take(self, frames: int, now: float) -> tuple[dict[str, float], float]:
+        """Stage means and frames per second since the previous sample; `frames` is the count now."""
+        then, before = self._last
+        self._last = (now, frames)
+        return self._stage_means(), _rate(frames - before, now - then)
+
+    def finish(self, frames: int, now: float) -> tuple[dict[str, float], float] | None:
+        """The last sample, when the job ended: the stage means not reported yet and the frame rate of
+        the whole job (the tail since the previous sample may be too short to time); None when no
+        frame finished since that sample."""
+        if frames <= self._last[1]:
+            return None
+        then, before = self._first
+        self._last = (now, frames)
+        return self._stage_means(), _rate(frames - before, now - then)
+
+    def _stage_means(self) -> dict[str, float]:
+        means = {}
+        for name, fresh in self.timer.samples_since(self._seen).items():
+            if fresh:
+                means[name] = sum(fresh) / len(fresh)
+        return means
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 and count > 0 else 0.0
 
 
 class PerformanceDock(QDockWidget):

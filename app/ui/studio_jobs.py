@@ -1,6 +1,6 @@
 """What the studio's state turns into for the engine: an export job, live mode's models, a reference
-face. Plain functions (no widgets), called on the GUI thread; anything slow they return is run by the
-caller on a worker thread."""
+face and its source, an identity to save. Plain functions (no widgets), called on the GUI thread;
+anything slow they return is run by the caller on a worker thread."""
 
 from __future__ import annotations
 
@@ -11,29 +11,43 @@ import torch
 
 from app.core.errors import DoppelError
 from app.core.profiling import StageTimer
+from app.faces.detector import FaceDetector
 from app.faces.identity import Combine, Identity
 from app.faces.recogniser import Recogniser
 from app.faces.selection import SelectionMode, SelectionSettings
 from app.faces.types import Face
 from app.inference.runtime import InferenceRuntime
+from app.models.catalog import Kind
+from app.pipeline.frame_swap import frame_device
 from app.pipeline.job_state import EngineOptions, JobState, SwapJob
 from app.pipeline.live import live_job
-from app.pipeline.settings import PipelineSettings
+from app.pipeline.settings import PipelineSettings, Reference, SourceFace
+from app.pipeline.sources import load_sources
 from app.processing.swapper import Swapper
 from app.ui.controller import StudioController
 
 
+def has_a_source(source: SourceFace, settings: PipelineSettings) -> bool:
+    """Someone is chosen to paste: the person picked in the Faces panel, or a reference's own."""
+    return bool(source) or any(reference.source for reference in settings.analysis.references)
+
+
+_NO_SOURCE = "Add a photo of the source face first (the Faces panel), or load an identity"
+
+
 def export_job(controller: StudioController, output: Path, codec: str, crf: int, workers: int) -> SwapJob:
-    """An export of what the studio shows: its media, source faces and settings."""
+    """An export of what the studio shows: its media, source faces, settings and markers."""
     if controller.media is None:
         raise DoppelError("Open a video or an image to export first")
-    if not controller.sources:
-        raise DoppelError("Add a photo of the source face first (the Faces panel)")
+    if not has_a_source(controller.source, controller.settings):
+        raise DoppelError(_NO_SOURCE)
     return SwapJob(
-        sources=controller.sources,
+        sources=controller.source.files,
         target=controller.media.path,
         output=output,
         settings=controller.settings,
+        markers=controller.schedule() if controller.media.is_video else (),
+        combine=controller.source.combine,
         codec="hevc" if codec == "hevc" else "h264",
         crf=crf,
         engine=EngineOptions(workers=workers),
@@ -43,14 +57,14 @@ def export_job(controller: StudioController, output: Path, codec: str, crf: int,
 def live_loader(controller: StudioController, runtime: InferenceRuntime) -> Callable[[], JobState]:
     """A snapshot of the studio's faces and settings, and the function that loads live mode's models
     from it (to run on a worker thread)."""
-    sources, settings = controller.sources, controller.settings
-    if not sources:
-        raise DoppelError("Add a photo of the source face first (the Faces panel)")
-    job = live_job(sources, settings)
+    source, settings = controller.source, controller.settings
+    if not has_a_source(source, settings):
+        raise DoppelError(_NO_SOURCE)
+    job = live_job(source, settings)
     return lambda: JobState(runtime, job, StageTimer())
 
 
-def reference_embedder(
+def target_embedder(
     runtime: InferenceRuntime,
     settings: PipelineSettings,
     frame: torch.Tensor,
@@ -58,7 +72,8 @@ def reference_embedder(
     name: str,
     label: str,
 ) -> Callable[[], Identity]:
-    """The function (for a worker thread) that embeds `face` of `frame` with the swapper's recogniser."""
+    """The function (for a worker thread) that embeds `face` of `frame` with the swapper's recogniser,
+    as a reference identity."""
 
     def embed() -> Identity:
         recogniser_id = Swapper(runtime, settings.processing.swap).recogniser_id
@@ -68,8 +83,41 @@ def reference_embedder(
     return embed
 
 
-def with_reference(settings: PipelineSettings, identity: Identity) -> PipelineSettings:
-    """Reference mode with `identity` as the one reference; the user's similarity threshold is kept."""
+def identity_maker(
+    runtime: InferenceRuntime, settings: PipelineSettings, source: SourceFace, name: str
+) -> Callable[[], Identity]:
+    """The function (for a worker thread) that turns a person's photos and identity files into one
+    identity, embedded the way the current settings' swapper reads it, to save as a file."""
+
+    def make() -> Identity:
+        analysis = settings.analysis
+        detector_id = analysis.detector or runtime.store.catalog.default_for(Kind.DETECTOR, "detector")
+        detector = FaceDetector(runtime, detector_id, analysis.detection)
+        recogniser = Recogniser(runtime, Swapper(runtime, settings.processing.swap).recogniser_id)
+        device = frame_device(runtime)
+        return load_sources(source.files, detector, recogniser, device, source.combine).to_identity(name)
+
+    return make
+
+
+def with_assignment(
+    settings: PipelineSettings, target: Identity | None, reference: int | None, source: SourceFace
+) -> PipelineSettings:
+    """Reference mode, with `source` pasted on faces like the clicked one: the reference that face
+    already matched (`reference`) gets the new source, else `target` becomes a new reference. The
+    user's similarity threshold is kept."""
+    references = list(settings.analysis.references)
+    if reference is not None and reference < len(references):
+        references[reference] = references[reference].model_copy(update={"source": source})
+    elif target is not None:
+        references.append(Reference(target=target, source=source))
     selection = SelectionSettings(SelectionMode.REFERENCE, settings.analysis.selection.similarity)
-    analysis = settings.analysis.model_copy(update={"selection": selection, "references": (identity,)})
+    analysis = settings.analysis.model_copy(update={"selection": selection, "references": tuple(references)})
+    return settings.model_copy(update={"analysis": analysis})
+
+
+def without_assignments(settings: PipelineSettings) -> PipelineSettings:
+    """Every face swapped again (many mode), no references."""
+    selection = SelectionSettings(SelectionMode.MANY, settings.analysis.selection.similarity)
+    analysis = settings.analysis.model_copy(update={"selection": selection, "references": ()})
     return settings.model_copy(update={"analysis": analysis})

@@ -146,3 +146,18 @@ def test_nvtx_ranges_are_balanced_on_cuda(monkeypatch: pytest.MonkeyPatch) -> No
         raise RuntimeError("ranges still pop")
     assert calls == ["push:outer", "push:matmul", "pop", "pop", "push:boom", "pop"]
     assert timer.counts == {"matmul": 1, "outer": 1, "boom": 1}
+
+
+def test_samples_since_returns_only_new_samples_and_starts_over_after_a_reset() -> None:
+    timer = StageTimer()
+    seen: dict[str, int] = {}
+    timer.record("swap", 1.0)
+    timer.record("swap", 2.0)
+    assert timer.samples_since(seen) == {"swap": [1.0, 2.0]} and seen == {"swap": 2}
+    timer.record("swap", 3.0)
+    timer.record("encode", 4.0)
+    assert timer.samples_since(seen) == {"swap": [3.0], "encode": [4.0]}
+    assert timer.samples_since(seen) == {"swap": [], "encode": []}
+    timer.reset()
+    timer.record("swap", 5.0)
+    assert timer.samples_since(seen) == {"swap": [5.0]} and seen["swap"] == 1

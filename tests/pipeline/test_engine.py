@@ -12,7 +12,6 @@ import av
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from skimage import data
 
 from app.core.profiling import StageTimer
@@ -30,21 +29,11 @@ from app.pipeline.jobs import run_swap
 from app.pipeline.live import LivePipeline, PacedVideo
 from app.pipeline.preview import PreviewResult, PreviewService
 from app.pipeline.previewer import MediaPreviewer, PreviewFrame
-from app.pipeline.settings import AnalysisSettings, PipelineSettings
+from app.pipeline.settings import AnalysisSettings, PipelineSettings, SourceFace
 from app.processing.settings import ProcessingSettings, SwapSettings
 from app.tracking.face_tracker import TrackingSettings
-from tests.support.media import make_clip
 from tests.support.processing import standin_runtime
 from tests.support.real_models import REAL_SCRFD_ID
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("engine-media")
-    face = root / "astronaut.png"
-    Image.fromarray(data.astronaut()).save(face)
-    clip = make_clip(root / "clip.mp4", seconds=2.0, fps=25, size=(320, 320), image=data.astronaut())
-    return {"face": face, "clip": clip, "root": root}
 
 
 def settings(swapper: str = "inswapper_128_fp16@flat", interval: int = 1) -> PipelineSettings:
@@ -175,7 +164,7 @@ def test_the_video_previewer_renders_the_exact_frame_and_caches_its_faces(
     runtime: InferenceRuntime, media: dict[str, Path]
 ) -> None:
     truth = frames_of(media["clip"])
-    previewer = MediaPreviewer(runtime, media["clip"], (media["face"],))
+    previewer = MediaPreviewer(runtime, media["clip"], SourceFace(files=(media["face"],)))
     delivered: list[PreviewResult[PreviewFrame]] = []
     service: PreviewService[PipelineSettings, PreviewFrame] = PreviewService(previewer, delivered.append)
     try:
@@ -263,3 +252,17 @@ def test_a_variable_frame_rate_export_resumes_without_losing_or_repeating_frames
     assert len(whole) == len(resumed) == 80
     assert [p for p, _ in whole] == [p for p, _ in resumed]
     assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(whole, resumed, strict=True))
+
+
+def test_a_paced_video_starts_playing_at_its_first_read(media: dict[str, Path]) -> None:
+    source = PacedVideo(media["clip"])  # 25 fps: had it started at once, ~12 frames would be gone
+    try:
+        time.sleep(0.5)
+        first = source.read(timeout=5.0)
+        assert first is not None and first.sequence == 0 and source.dropped == 0
+    finally:
+        source.close()
+    assert not source._thread.is_alive()
+    unread = PacedVideo(media["clip"])
+    unread.close()  # closing a player nobody read from ends its thread too
+    assert not unread._thread.is_alive()

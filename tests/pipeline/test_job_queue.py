@@ -11,9 +11,11 @@ from PIL import Image
 from skimage import data
 
 from app.core.errors import DoppelError
+from app.core.profiling import StageTimer
 from app.inference.runtime import InferenceRuntime
-from app.pipeline.job_queue import JobQueue, JobStatus
+from app.pipeline.job_queue import JobQueue, JobStatus, QueuedJob
 from app.pipeline.job_state import EngineOptions, SwapJob
+from app.pipeline.jobs import run_swap
 from tests.support.media import make_clip
 from tests.support.processing import flat_swap_settings
 
@@ -138,3 +140,42 @@ def test_closing_the_app_mid_export_queues_the_job_again(
         queue.stop()
     assert queue.get(video).status is JobStatus.QUEUED  # interrupted by the app closing, not cancelled
     assert JobQueue(runtime, tmp_path / "queue.json").get(video).status is JobStatus.QUEUED
+
+
+def test_run_swap_records_into_the_timer_it_is_given(
+    runtime: InferenceRuntime, face: Path, tmp_path: Path
+) -> None:
+    timer = StageTimer()
+    timer.record("earlier", 1.0)  # the caller's timer is used as it is, not replaced
+    report = run_swap(runtime, image_job(face, tmp_path / "a.png"), timer=timer)
+    counts = timer.counts
+    assert counts["earlier"] == 1 and counts["swap"] == 1 and counts["write"] == 1
+    assert report.stage_ms == timer.mean_ms()
+
+
+def test_the_running_jobs_timer_can_be_read_while_it_runs(
+    runtime: InferenceRuntime, face: Path, tmp_path: Path
+) -> None:
+    clip = make_clip(
+        tmp_path / "clip.mp4", seconds=2.0, fps=25, size=(320, 320), image=data.astronaut(), audio=False
+    )
+    seen: list[tuple[int, dict[str, float], bool]] = []
+
+    def on_change(entry: QueuedJob) -> None:  # on the queue's thread, as the job reports progress
+        if entry.status is JobStatus.RUNNING and entry.done > 0:
+            timer = queue.running_timer(entry.id)
+            assert timer is not None and queue.running_timer() is timer
+            seen.append((entry.done, timer.mean_ms(), queue.running_timer("another") is None))
+
+    queue = JobQueue(runtime, tmp_path / "queue.json", on_change=on_change)
+    video = queue.add(
+        SwapJob(sources=(face,), target=clip, output=tmp_path / "v.mp4", settings=SETTINGS,
+                engine=EngineOptions(workers=1), audio=False)
+    )  # fmt: skip
+    assert queue.running_timer() is None  # nothing runs yet
+    assert queue.run_next() is not None
+    assert queue.get(video).status is JobStatus.DONE, queue.get(video).error
+    assert [done for done, _, _ in seen] == list(range(1, 51))
+    assert all(other for *_, other in seen)
+    assert {"swap", "encode"} <= set(seen[-1][1]) and all(ms > 0 for ms in seen[-1][1].values())
+    assert queue.running_timer() is None  # the job ended: its timer is let go

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from skimage import data
 
+from app.faces.identity import Combine, Identity
 from app.media.images import read_image
 from app.media.labels import read_label
 from tests.support.cli import MAIN, run
@@ -264,3 +265,26 @@ def test_enqueue_then_run_the_queue(setup: dict[str, Path], tmp_path: Path) -> N
     assert (tmp_path / "one.png").is_file() and (tmp_path / "two.png").is_file()
     statuses = [j["status"] for j in json.loads(run("queue", "list", "--json").stdout)]
     assert statuses == ["done", "done"]
+
+
+def test_an_identity_file_is_a_source_and_a_bad_one_is_named(setup: dict[str, Path], tmp_path: Path) -> None:
+    person = tmp_path / "ada.identity.json"
+    rows = torch.randn(3, 512)
+    Identity.from_embeddings("Ada", "arcface_w600k_r50", rows, ["a", "b", "c"], Combine.MEDIAN).save(person)
+    target, output = str(setup["astronaut"]), tmp_path / "out.png"
+    result = swap(setup, "-s", str(person), "-t", target, "-o", str(output), "--combine", "mean", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["faces_swapped"] == 1
+    mixed = swap(setup, "-s", str(person), target, "-t", target, "-o", str(tmp_path / "mixed.png"))
+    assert mixed.returncode == 0, mixed.stderr  # an identity file and a photo, combined
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    result = swap(setup, "-s", str(broken), "-t", target, "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 1 and "broken.json" in result.stderr and not (tmp_path / "x.png").exists()
+    other = tmp_path / "other.json"
+    Identity.from_embeddings("O", "arcface_simswap", rows, ["a", "b", "c"], Combine.MEAN).save(other)
+    result = swap(setup, "-s", str(other), "-t", target, "-o", str(tmp_path / "y.png"))
+    assert result.returncode == 1 and "made with recogniser 'arcface_simswap'" in result.stderr
+    assert (
+        swap(setup, "-s", str(person), "-t", target, "-o", str(output), "--combine", "mode").returncode == 2
+    )

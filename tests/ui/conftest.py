@@ -6,6 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# The real SCRFD and the swapper stand-ins, one runtime per test module (the export and live panels').
+from tests.pipeline.conftest import runtime  # noqa: F401
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

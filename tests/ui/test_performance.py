@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel
 
+from app.core.profiling import StageTimer
 from app.inference.fallbacks import FallbackEvent
 from app.inference.providers import Provider
 from app.ui.messages import (
@@ -17,7 +18,7 @@ from app.ui.messages import (
     provider_messages,
     provider_notes,
 )
-from app.ui.performance import PerformanceDock, vram_text
+from app.ui.performance import DockFeed, PerformanceDock, vram_text
 
 ALL = {Provider.TENSORRT, Provider.CUDA, Provider.CPU}
 NO_TRT = {Provider.CUDA, Provider.CPU}
@@ -93,6 +94,27 @@ def test_redraws_are_throttled_and_flush_draws(qtbot) -> None:
     assert drawn(dock.curve("swap")) == 0  # showing drew (nothing) an instant ago: these wait
     dock.flush()
     assert drawn(dock.curve("swap")) == 5
+
+
+def test_a_dock_feed_reports_stage_means_and_frame_rate_since_its_previous_sample() -> None:
+    timer = StageTimer()
+    timer.record("swap", 10.0)
+    timer.record("swap", 20.0)
+    feed = DockFeed(timer, frames=4, now=100.0, interval_s=0.1)
+    assert not feed.due(100.05) and feed.due(100.2)
+    assert feed.take(frames=14, now=101.0) == ({"swap": 15.0}, 10.0)
+    timer.record("swap", 40.0)
+    timer.record("encode", 2.0)
+    assert not feed.due(101.05)
+    assert feed.take(frames=16, now=101.5) == ({"swap": 40.0, "encode": 2.0}, 4.0)  # only what is new
+    assert feed.take(frames=16, now=102.0) == ({}, 0.0)  # nothing new: no stage, no rate
+    assert feed.finish(frames=16, now=102.1) is None  # nothing finished since the last sample
+    timer.record("encode", 4.0)
+    # the job ended: the tail's stages, and the rate of the whole run (the tail may be too short to time)
+    assert feed.finish(frames=24, now=104.0) == ({"encode": 4.0}, 5.0)
+    timer.reset()
+    timer.record("swap", 7.0)
+    assert feed.take(frames=25, now=105.0)[0] == {"swap": 7.0}  # a reset timer starts afresh
 
 
 def test_vram_readout(dock: PerformanceDock) -> None:

@@ -18,6 +18,7 @@ from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
 from skimage import data
 
 from app.core.paths import config_dir
+from app.faces.identity import Identity
 from app.faces.selection import SelectionSettings
 from app.media.video import open_video
 from app.models.context import build_context
@@ -25,6 +26,7 @@ from app.pipeline.live import PacedVideo
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
 from app.processing.settings import ProcessingSettings, SwapSettings
 from app.ui.main_window import MainWindow
+from app.ui.studio_settings import last_folder, remember_folder
 from tests.support.cli import run
 from tests.support.media import make_clip
 from tests.support.processing import cli_models
@@ -85,7 +87,7 @@ def test_scrubbing_to_a_frame_shows_that_frame_processed(qtbot, window: MainWind
     assert window.timeline.position == 37 and len(frame.faces) == 1
     face = tmp_path / "face.png"
     Image.fromarray(data.astronaut()).save(face)
-    frame = shown(qtbot, window, lambda: window.faces.add_sources([face]), lambda r: r.result.swapped)
+    frame = shown(qtbot, window, lambda: window.faces.add_photos([face]), lambda r: r.result.swapped)
     assert frame.index == 37 and not torch.equal(frame.after, frame.before)  # the flat stand-in pasted
 
 
@@ -95,7 +97,7 @@ def test_the_gui_thread_never_stalls_while_the_engine_works(
     clip = make_clip(tmp_path / "clip.mp4", seconds=2.0, fps=25, size=(640, 480), image=data.astronaut())
     face = tmp_path / "face.png"
     Image.fromarray(data.astronaut()).save(face)
-    window.faces.add_sources([face])
+    window.faces.add_photos([face])
     shown(qtbot, window, lambda: window.open_media(clip))
     gaps: list[float] = []
     clock = QElapsedTimer()
@@ -188,7 +190,7 @@ def test_exporting_a_short_clip_from_the_window(qtbot, window: MainWindow, tmp_p
     window.export.output.setText(str(output))
     assert window.export.export() is None  # no source face yet: told so, nothing queued
     assert "source face" in window.status.entries()[-1].text
-    window.faces.add_sources([face])
+    window.faces.add_photos([face])
     job_id = window.export.export()
     assert job_id is not None
     qtbot.waitUntil(
@@ -199,6 +201,7 @@ def test_exporting_a_short_clip_from_the_window(qtbot, window: MainWindow, tmp_p
         assert sum(1 for _ in video.frames()) == 25
     row = window.export._rows[job_id]
     assert window.export.table.cellWidget(row, 3).value() == 100
+    qtbot.waitUntil(lambda: window.performance.points("encode") > 0, timeout=10_000)  # the dock saw it
 
 
 def test_live_mode_in_the_window_shows_swapped_frames_and_stops_cleanly(
@@ -211,11 +214,12 @@ def test_live_mode_in_the_window_shows_swapped_frames_and_stops_cleanly(
     assert not window.live.running
     face = tmp_path / "face.png"
     Image.fromarray(data.astronaut()).save(face)
-    window.faces.add_sources([face])
+    window.faces.add_photos([face])
     with qtbot.waitSignal(window.live.frame, timeout=60_000):
         window.live.start()
     qtbot.waitUntil(lambda: window.live._shown >= 5, timeout=30_000)
     assert "ms latency" in window.live.stats.text()
+    qtbot.waitUntil(lambda: window.performance.points("swap") > 0, timeout=10_000)
     assert window.viewer.frame_size == (320, 320)
     window.live.stop()
     assert not window.live.running
@@ -239,7 +243,7 @@ def test_clicking_a_target_face_assigns_the_source_to_it_alone(
 ) -> None:
     face = tmp_path / "face.png"
     Image.fromarray(data.astronaut()).save(face)
-    window.faces.add_sources([face])
+    window.faces.add_photos([face])
     everyone = shown(qtbot, window, lambda: window.open_media(test_assets / "solvay_conference_1927.jpg"))
     assert len(everyone.faces) == 29 and everyone.swapped
     clicked = everyone.faces[3]
@@ -262,7 +266,123 @@ def test_clicking_a_target_face_assigns_the_source_to_it_alone(
     assert window.controller.settings.analysis.selection.mode.value == "reference"
     assert clicked.box in [f.box for f in frame.faces]  # the clicked face is swapped…
     assert len(frame.faces) <= 3  # …and (nearly) nobody else
-    assert "Face 4 gets the source face" in window.status.entries()[-1].text
+    assert "Face 4 and faces like it get face (reference mode)" in window.status.entries()[-1].text
+    assert window.faces.targets_list.item(3).text() == "face 4 → face"  # who each face gets, in words
+    assert window.faces.targets_list.count() == 29  # every face stays there to click
+    assert window.faces.targets_label.text() == f"Faces in this frame: 29, {len(frame.faces)} swapped"
+
+
+def two_people_on_solvay(qtbot, window: MainWindow, test_assets: Path):  # type: ignore[no-untyped-def]
+    """Solvay open; Ada pasted on face 4 (and faces like it), Isaac on face 21."""
+    strict = STUDIO.model_copy(
+        update={
+            "analysis": STUDIO.analysis.model_copy(update={"selection": SelectionSettings(similarity=0.999)})
+        }
+    )
+    window.settings_panel.set_settings(strict)
+    window.controller.settings = strict
+    everyone = shown(qtbot, window, lambda: window.open_media(test_assets / "solvay_conference_1927.jpg"))
+    window.faces.add_photos([test_assets / "astronaut.png"], new_person=True)
+    window.faces.rename_selected("Ada")
+    click(qtbot, window, 3)
+    window.faces.add_photos([test_assets / "newton.png"], new_person=True)
+    window.faces.rename_selected("Isaac")
+    frame = click(qtbot, window, 20, lambda r: {f.reference for f in r.result.faces} == {0, 1})
+    return everyone, frame
+
+
+def click(qtbot, window: MainWindow, number: int, check=lambda result: True):  # type: ignore[no-untyped-def]
+    """Click face `number` in the Faces panel; the frame rendered after the assignment."""
+    item = window.faces.targets_list.item(number)
+    return shown(qtbot, window, lambda: window.faces.targets_list.itemClicked.emit(item), check)
+
+
+def test_two_people_pasted_on_two_faces(qtbot, window: MainWindow, test_assets: Path) -> None:
+    everyone, frame = two_people_on_solvay(qtbot, window, test_assets)
+    references = window.controller.settings.analysis.references
+    assert [r.source.files for r in references] == [
+        (test_assets / "astronaut.png",),
+        (test_assets / "newton.png",),
+    ]
+    by_box = {face.box: face.reference for face in frame.faces}
+    assert by_box[everyone.faces[3].box] == 0 and by_box[everyone.faces[20].box] == 1
+    labels = [window.faces.targets_list.item(i).text() for i in range(window.faces.targets_list.count())]
+    assert labels[3] == "face 4 → Ada" and labels[20] == "face 21 → Isaac"
+    # the export carries both, and refuses nothing: each reference has its own person
+    job = window._make_job(Path("out.png"), "h264", 18)
+    assert [r.source for r in job.settings.analysis.references] == [r.source for r in references]
+    # clicking a face that already has someone gives it the selected person (Isaac) instead
+    click(qtbot, window, 3, lambda r: {f.reference for f in r.result.faces} == {0, 1})
+    references = window.controller.settings.analysis.references
+    assert len(references) == 2 and references[0].source.files == (test_assets / "newton.png",)
+    assert window.faces.targets_list.item(3).text() == "face 4 → Isaac"
+    shown(qtbot, window, window.faces.clear_requested.emit, lambda r: len(r.result.faces) == 29)
+    assert window.controller.settings.analysis.references == ()
+
+
+def test_identities_are_saved_loaded_and_combined(
+    qtbot, window: MainWindow, test_assets: Path, tmp_path: Path
+) -> None:
+    shown(qtbot, window, lambda: window.open_media(test_assets / "astronaut.png"))
+    window.faces.add_photos([test_assets / "astronaut.png", test_assets / "camera.png"], new_person=True)
+    window.faces.rename_selected("Ada")
+    frame = shown(qtbot, window, lambda: window.faces.combine.setCurrentText("median"))
+    assert frame.swapped and window.controller.source.combine.value == "median"
+    assert "2 photos · median" in window.faces.people_list.item(0).text()
+    window.faces.save_selected(tmp_path / "ada")
+    saved = tmp_path / "ada.identity.json"
+    qtbot.waitUntil(lambda: "Saved identity 'Ada'" in window.status.entries()[-1].text, timeout=30_000)
+    identity = Identity.load(saved)
+    assert identity.name == "Ada" and identity.method.value == "median" and len(identity.sources) == 2
+    assert all(source.norm is not None for source in identity.sources)
+    window.faces.remove_selected()
+    assert window.faces.people == [] and not window.controller.source
+    frame = shown(qtbot, window, lambda: window.faces.load_identities([saved]), lambda r: r.result.swapped)
+    assert window.faces.selected.name == "Ada" and window.controller.source.files == (saved,)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    window.faces.load_identities([broken])
+    assert "broken.json" in window.status.entries()[-1].text and len(window.faces.people) == 1
+
+
+def test_an_export_from_the_window_carries_its_markers(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0, fps=25, size=(320, 320), image=data.astronaut())
+    face = tmp_path / "face.png"
+    Image.fromarray(data.astronaut()).save(face)
+    window.faces.add_photos([face])
+    shown(qtbot, window, lambda: window.open_media(clip))
+    shown(qtbot, window, lambda: window.timeline.slider.setValue(10), lambda r: r.index == 10)
+    window.timeline.toggle_marker()
+    unchanged = STUDIO.model_copy(
+        update={"processing": ProcessingSettings(swap=SwapSettings(swapper="inswapper_128_fp16@identity"))}
+    )
+    shown(qtbot, window, lambda: window.settings_panel.changed.emit(unchanged))
+    job = window._make_job(tmp_path / "out.mp4", "h264", 18)
+    assert [(m.frame, m.settings.processing.swap.swapper) for m in job.markers] == [
+        (10, "inswapper_128_fp16@identity")
+    ]
+    assert job.settings.processing.swap.swapper == "inswapper_128_fp16@flat"  # before the marker
+
+
+def test_a_new_provider_applies_at_once(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0, fps=25, size=(320, 320), image=data.astronaut())
+    shown(qtbot, window, lambda: window.open_media(clip))
+    shown(qtbot, window, lambda: window.timeline.slider.setValue(7), lambda r: r.index == 7)
+    window.timeline.toggle_marker()
+    old = window.runtime
+    execution = window.settings_panel.execution_tab
+    frame = shown(
+        qtbot,
+        window,
+        lambda: execution.provider.setCurrentIndex(execution.provider.index_of("cpu")),
+        lambda r: r.index == 7,
+    )
+    assert window.runtime is not old and window.runtime.settings.provider == "cpu"
+    assert window.controller.runtime is window.runtime and window.export.queue.runtime is window.runtime
+    assert set(window.timeline.markers) == {7} and 7 in window.controller.markers  # nothing lost on the way
+    assert frame.before.shape == (320, 320, 3)
+    assert "provider 'cpu'" in window.status.entries()[-1].text
+    assert old.pool.sessions() == []  # nothing else ran on it: closed at once
 
 
 def test_a_provider_fallback_is_shown_in_words(qtbot, window: MainWindow) -> None:
@@ -271,3 +391,29 @@ def test_a_provider_fallback_is_shown_in_words(qtbot, window: MainWindow) -> Non
     window.runtime.fallbacks.record("arcface_w600k_r50", Provider.CUDA, Provider.CPU, "run", "out of memory")
     qtbot.waitUntil(lambda: "could not run on CUDA" in window.status.entries()[-1].text, timeout=5_000)
     assert window.performance.events.count() >= 1
+
+
+def test_people_and_folders_are_remembered_across_launches(
+    qtbot, models: tuple[Path, Path], test_assets: Path, tmp_path: Path
+) -> None:
+    kept, gone = tmp_path / "kept.png", tmp_path / "gone.png"
+    Image.fromarray(data.astronaut()).save(kept)
+    Image.fromarray(data.astronaut()).save(gone)
+    ctx = build_context(models[0], [models[1]])
+    first = MainWindow(ctx)
+    qtbot.addWidget(first)
+    first.faces.add_photos([test_assets / "newton.png"], new_person=True)
+    first.faces.add_photos([kept, gone], new_person=True)
+    first.faces.rename_selected("Ada")
+    first.faces.combine.setCurrentText("median")
+    remember_folder("media", test_assets / "solvay_conference_1927.jpg")
+    first.close()
+    gone.unlink()
+    second = MainWindow(ctx)
+    qtbot.addWidget(second)
+    assert [p.name for p in second.faces.people] == ["newton", "Ada"]
+    assert second.faces.selected is not None and second.faces.selected.name == "Ada"
+    assert second.controller.source.files == (kept,) and second.controller.source.combine.value == "median"
+    assert any("gone.png" in entry.text for entry in second.status.entries())
+    assert last_folder("media") == str(test_assets)
+    second.close()
