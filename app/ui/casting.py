@@ -56,7 +56,8 @@ class Casting(QObject):
             if picked is None:
                 labels.append(f"face {number} (left alone)")
                 continue
-            source = references[picked.reference].source if picked.reference is not None else None
+            index = picked.reference  # may be past the end for a frame rendered before a change
+            source = references[index].source if index is not None and index < len(references) else None
             if not source:  # the selected person
                 labels.append(f"face {number}")
                 continue
