@@ -57,7 +57,13 @@ class FrameAnalyser:
             raise DoppelError(
                 "Reference mode needs a reference face: click a face in the studio, or load an identity"
             )
-        self.recogniser = Recogniser(runtime, self.references[0].recogniser) if needs_embeddings else None
+        recognisers = sorted({reference.recogniser for reference in self.references})
+        if needs_embeddings and len(recognisers) > 1:
+            raise DoppelError(
+                f"The reference faces were embedded by different recognisers ({', '.join(recognisers)}), "
+                "which do not compare: clear the assignments and click the faces again"
+            )
+        self.recogniser = Recogniser(runtime, recognisers[0]) if needs_embeddings else None
         self.tracker = FaceTracker(self._find, settings.tracking) if settings.tracking.enabled else None
         self.cache = cache
         self.source_id = source_id

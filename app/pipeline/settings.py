@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.core.errors import SettingsError
 from app.faces.detector import DetectionSettings
@@ -57,6 +57,19 @@ class AnalysisSettings(_Frozen):
     # loaded identity files), each with its own source when it has one; they travel with the settings,
     # so previews, exports and the queue agree.
     references: tuple[Reference, ...] = ()
+
+    @field_validator("references", mode="before")
+    @classmethod
+    def _bare_identities(cls, value: object) -> object:
+        """Settings (and queued jobs) saved before references had sources hold bare identities."""
+        if not isinstance(value, list | tuple):
+            return value
+        return [
+            {"target": item}
+            if isinstance(item, Identity) or (isinstance(item, dict) and "format" in item)
+            else item
+            for item in value
+        ]
 
     def targets(self) -> list[Identity]:
         return [reference.target for reference in self.references]

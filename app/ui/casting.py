@@ -44,6 +44,7 @@ class Casting(QObject):
         faces.save_requested.connect(self.save)
         faces.clear_requested.connect(self.clear)
         faces.message.connect(self.message)
+        faces.person_changed.connect(self.follow)
 
     def labels(self, found: list[Face], chosen: list[Face], settings: PipelineSettings) -> list[str]:
         """For each face found, in words: its number, and who it gets when that is not simply the
@@ -74,24 +75,47 @@ class Casting(QObject):
             self.message.emit("Add or choose a source person first (the Faces panel)", "error")
             return
         face = shown.found[number]
+        settings = self.controller.settings
+        references = settings.analysis.references
         matched = next((f.reference for f in shown.faces if f.box == face.box), None)
-        if matched is not None:  # already a reference's face: it gets the selected person now
+        if matched is not None and matched < len(references):  # a reference's face: now the selected person
             self._apply(None, matched, person.face, number, person.name)
             return
         media = self.controller.media
         embed = target_embedder(
             self.runtime(),
-            self.controller.settings,
+            settings,
             shown.before,
             face,
             f"face {number + 1}",
             media.path.name if media is not None else "frame",
+            # every reference must be embedded alike: by the recogniser the first one was
+            recogniser=references[0].target.recogniser if references else None,
         )
-        self._run(
-            embed,
-            lambda target: self._apply(target, None, person.face, number, person.name),
-            "That face could not be used",
-        )
+
+        def embedded(target: Identity) -> None:
+            if self.controller.settings.analysis.references != references:
+                self.message.emit(
+                    f"Face {number + 1} was not assigned: the assignments changed meanwhile", "warning"
+                )
+                return
+            self._apply(target, None, person.face, number, person.name)
+
+        self._run(embed, embedded, "That face could not be used")
+
+    def follow(self, old: SourceFace, new: SourceFace) -> None:
+        """A person's photos or combine method changed: the faces assigned to them follow."""
+
+        def swap_source(settings: PipelineSettings) -> PipelineSettings:
+            references = tuple(
+                r.model_copy(update={"source": new}) if r.source == old else r
+                for r in settings.analysis.references
+            )
+            analysis = settings.analysis.model_copy(update={"references": references})
+            return settings.model_copy(update={"analysis": analysis})
+
+        if any(r.source == old for r in self.controller.settings.analysis.references):
+            self.controller.update_everywhere(swap_source)
 
     def clear(self) -> None:
         self.controller.update_everywhere(without_assignments)

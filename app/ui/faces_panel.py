@@ -80,6 +80,7 @@ class FacesPanel(QWidget):
     target_clicked = Signal(int)  # index among the current frame's faces
     save_requested = Signal(object, str, object)  # SourceFace, name, Path: the window embeds and writes
     clear_requested = Signal()  # forget which face gets whom
+    person_changed = Signal(object, object)  # SourceFace before, after: assigned faces follow
     message = Signal(str, str)  # text, level
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -286,7 +287,10 @@ class FacesPanel(QWidget):
 
     def _update(self, person: Person) -> None:
         row = self.people_list.currentRow()
+        old = self.people[row].face
         self.people[row] = person
+        if old != person.face:
+            self.person_changed.emit(old, person.face)
         item = self._item(person)
         self.people_list.item(row).setText(item.text())
         self.people_list.item(row).setIcon(item.icon())

@@ -51,7 +51,7 @@ from app.ui.model_manager import ModelManager
 from app.ui.performance import PerformanceDock
 from app.ui.settings_panel import SettingsPanel
 from app.ui.status_panel import StatusPanel
-from app.ui.studio_jobs import export_job, live_loader
+from app.ui.studio_jobs import export_job, live_loader, without_missing_sources
 from app.ui.studio_settings import last_folder, remember_folder, store_json, stored_json, studio_settings
 from app.ui.timeline import Timeline
 from app.ui.viewer import FrameViewer
@@ -309,7 +309,10 @@ class MainWindow(QMainWindow):
         live session; an export or live session already running finishes on the one it started with."""
         old = self.runtime
         self.runtime = InferenceRuntime(self.ctx.store, self.ctx.settings.inference, fallbacks=old.fallbacks)
-        self.controller.use_runtime(self.runtime)
+        try:
+            self.controller.use_runtime(self.runtime)
+        except DoppelError as exc:
+            self.status.add(f"The media could not be opened again: {exc}", "error")
         self.timeline.set_markers(sorted(self.controller.markers))
         self.export.queue.runtime = self.runtime  # read by the queue as each job starts
         exporting = self.export.queue.running_timer() is not None
@@ -367,6 +370,13 @@ class MainWindow(QMainWindow):
             except ValueError:
                 log.warning("the saved studio settings could not be read; using the defaults")
             else:
+                settings, gone = without_missing_sources(settings)
+                if gone:
+                    names = ", ".join(str(f) for f in gone)
+                    self.status.add(
+                        f"Faces assigned these files, which are gone, get the selected person: {names}",
+                        "warning",
+                    )
                 self.settings_panel.set_settings(settings)
                 self.controller.settings = settings
         self.faces.restore(stored_json("faces"))

@@ -71,12 +71,13 @@ def target_embedder(
     face: Face,
     name: str,
     label: str,
+    recogniser: str | None = None,
 ) -> Callable[[], Identity]:
-    """The function (for a worker thread) that embeds `face` of `frame` with the swapper's recogniser,
-    as a reference identity."""
+    """The function (for a worker thread) that embeds `face` of `frame` as a reference identity, with
+    `recogniser` (the other references') or else the swapper's."""
 
     def embed() -> Identity:
-        recogniser_id = Swapper(runtime, settings.processing.swap).recogniser_id
+        recogniser_id = recogniser or Swapper(runtime, settings.processing.swap).recogniser_id
         rows = Recogniser(runtime, recogniser_id).embeddings(frame, [face])
         return Identity.from_embeddings(name, recogniser_id, rows, [label], Combine.MEAN)
 
@@ -111,9 +112,25 @@ def with_assignment(
         references[reference] = references[reference].model_copy(update={"source": source})
     elif target is not None:
         references.append(Reference(target=target, source=source))
+    else:
+        return settings  # nothing to assign
     selection = SelectionSettings(SelectionMode.REFERENCE, settings.analysis.selection.similarity)
     analysis = settings.analysis.model_copy(update={"selection": selection, "references": tuple(references)})
     return settings.model_copy(update={"analysis": analysis})
+
+
+def without_missing_sources(settings: PipelineSettings) -> tuple[PipelineSettings, list[Path]]:
+    """The settings with source files that are gone dropped from each reference (a reference left with
+    none gets the selected person), and the files dropped: restored settings must not point at them."""
+    gone: list[Path] = []
+    references = []
+    for reference in settings.analysis.references:
+        kept = tuple(f for f in reference.source.files if f.is_file())
+        gone += [f for f in reference.source.files if f not in kept]
+        source = reference.source.model_copy(update={"files": kept})
+        references.append(reference.model_copy(update={"source": source}))
+    analysis = settings.analysis.model_copy(update={"references": tuple(references)})
+    return settings.model_copy(update={"analysis": analysis}), gone
 
 
 def without_assignments(settings: PipelineSettings) -> PipelineSettings:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.core.errors import DoppelError
 from app.faces.identity import Combine, Identity, IdentityFileError
 from app.faces.recogniser import Recogniser
 from app.faces.selection import SelectionMode, SelectionSettings
@@ -128,3 +129,20 @@ def test_a_new_source_keeps_the_cached_faces_but_not_the_export_fingerprint(test
     assert one.fingerprint() != two.fingerprint()
     with pytest.raises(NoSourceError, match="No source face"):
         require_complete(Cast(None), PipelineSettings())
+
+
+def test_references_of_different_recognisers_are_refused(runtime: InferenceRuntime) -> None:
+    one = Identity.from_embeddings("a", RECOGNISER, torch.randn(1, 512), ["a"], Combine.MEAN)
+    other = Identity.from_embeddings("b", "arcface_simswap", torch.randn(1, 512), ["b"], Combine.MEAN)
+    mixed = settings().model_copy(
+        update={
+            "analysis": settings().analysis.model_copy(
+                update={
+                    "selection": SelectionSettings(SelectionMode.REFERENCE),
+                    "references": (Reference(target=one), Reference(target=other)),
+                }
+            )
+        }
+    )
+    with pytest.raises(DoppelError, match="different recognisers"):
+        FrameAnalyser(runtime, mixed)

@@ -94,3 +94,14 @@ def test_models_needed_names_what_the_settings_run() -> None:
     assert "gfpgan_1.4" in needed and "occluder" in needed
     fast, _ = preset_pipeline(Preset.FAST, lambda model: True, swapper="simswap_256")
     assert "simswap_256" in models_needed(fast, catalog) and "gfpgan_1.4" not in models_needed(fast, catalog)
+
+
+def test_settings_saved_before_references_had_sources_still_load() -> None:
+    import torch
+
+    from app.faces.identity import Combine, Identity
+
+    identity = Identity.from_embeddings("old", "arcface_w600k_r50", torch.randn(1, 512), ["a"], Combine.MEAN)
+    saved = {"analysis": {"references": [identity.model_dump(mode="json")]}}
+    loaded = PipelineSettings.model_validate(saved)
+    assert loaded.analysis.references[0].target == identity and not loaded.analysis.references[0].source

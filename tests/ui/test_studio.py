@@ -311,6 +311,12 @@ def test_two_people_pasted_on_two_faces(qtbot, window: MainWindow, test_assets: 
     # the export carries both, and refuses nothing: each reference has its own person
     job = window._make_job(Path("out.png"), "h264", 18)
     assert [r.source for r in job.settings.analysis.references] == [r.source for r in references]
+    # a person's edits follow into the faces assigned to them
+    window.faces.people_list.setCurrentRow(0)
+    shown(qtbot, window, lambda: window.faces.combine.setCurrentText("median"))
+    assert window.controller.settings.analysis.references[0].source.combine.value == "median"
+    assert window.faces.targets_list.item(3).text() == "face 4 → Ada"
+    window.faces.people_list.setCurrentRow(1)
     # clicking a face that already has someone gives it the selected person (Isaac) instead
     click(qtbot, window, 3, lambda r: {f.reference for f in r.result.faces} == {0, 1})
     references = window.controller.settings.analysis.references
@@ -417,3 +423,20 @@ def test_people_and_folders_are_remembered_across_launches(
     assert any("gone.png" in entry.text for entry in second.status.entries())
     assert last_folder("media") == str(test_assets)
     second.close()
+
+
+def test_restored_assignments_drop_source_files_that_are_gone(tmp_path: Path) -> None:
+    from app.pipeline.settings import Reference, SourceFace
+    from app.ui.studio_jobs import with_assignment, without_missing_sources
+
+    kept, gone = tmp_path / "kept.png", tmp_path / "gone.png"
+    kept.write_bytes(b"x")
+    target = Identity.from_embeddings("t", "arcface_w600k_r50", torch.randn(1, 512), ["t"], "mean")
+    reference = Reference(target=target, source=SourceFace(files=(kept, gone)))
+    settings = STUDIO.model_copy(
+        update={"analysis": STUDIO.analysis.model_copy(update={"references": (reference,)})}
+    )
+    cleaned, dropped = without_missing_sources(settings)
+    assert dropped == [gone] and cleaned.analysis.references[0].source.files == (kept,)
+    # a click on a frame rendered before the assignments changed assigns nothing, mode unchanged
+    assert with_assignment(STUDIO, None, 3, SourceFace(files=(kept,))) is STUDIO
