@@ -24,7 +24,6 @@ from app.faces.recogniser import Recogniser
 from app.faces.selection import SelectionMode, select
 from app.faces.types import Face, VisionFrame
 from app.inference.runtime import InferenceRuntime
-from app.models.catalog import Kind
 from app.pipeline.cache import AnalysisCache, CacheKey
 from app.pipeline.settings import PipelineSettings
 from app.tracking.face_tracker import FaceTracker, TrackEvents, TrackResult
@@ -43,8 +42,7 @@ class FrameAnalyser:
         analysis = settings.analysis
         self.settings = settings
         self.key = settings.analysis_key()
-        detector_id = analysis.detector or runtime.store.catalog.default_for(Kind.DETECTOR, "--detector")
-        self.detector = FaceDetector(runtime, detector_id, analysis.detection)
+        self.detector = FaceDetector(runtime, analysis.detector_id(runtime.store.catalog), analysis.detection)
         self.landmarker: Landmarker | AutoLandmarker | None = None
         if analysis.landmarker == "auto":
             self.landmarker = AutoLandmarker(runtime)

@@ -15,7 +15,7 @@ from app.core.profiling import StageTimer
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.pipeline.analysis import FrameAnalyser
-from app.pipeline.sources import Cast, SourceIdentity
+from app.pipeline.sources import Cast
 from app.processing.compositor import FaceComposite, FaceCompositor, FaceTask
 from app.processing.watermark import apply_watermark
 
@@ -37,12 +37,12 @@ class FrameSwapper:
     def __init__(
         self,
         compositor: FaceCompositor,
-        cast: Cast | SourceIdentity,
+        cast: Cast,
         watermark: str | None = None,
     ) -> None:
         self.compositor = compositor
         self.watermark = watermark
-        self.cast = cast if isinstance(cast, Cast) else Cast(cast)
+        self.cast = cast
         self._latents: dict[int, torch.Tensor] = {}  # by id() of the SourceIdentity
         for source in (self.cast.default, *self.cast.by_reference):
             if source is not None and id(source) not in self._latents:
@@ -69,13 +69,15 @@ class FrameSwapper:
         """Several frames at once (an export batch): their faces go through the models together."""
         timer = timer or StageTimer()
         outs = [check_frame(frame).clone() for frame in frames]
-        pasted = [[face for face in chosen if self.latent_for(face) is not None] for chosen in faces]
-        tasks = [
-            FaceTask(frame, out, face, latent.to(frame.device))
-            for frame, out, chosen in zip(frames, outs, pasted, strict=True)
-            for face in chosen
-            if (latent := self.latent_for(face)) is not None
-        ]
+        tasks: list[FaceTask] = []
+        pasted: list[list[Face]] = []  # per frame, the faces that have a source
+        for frame, out, chosen in zip(frames, outs, faces, strict=True):
+            pasted.append([])
+            for face in chosen:
+                latent = self.latent_for(face)
+                if latent is not None:
+                    tasks.append(FaceTask(frame, out, face, latent.to(frame.device)))
+                    pasted[-1].append(face)
         composites = iter(self.compositor.composite_many(tasks, timer))
         results = [
             FrameResult(out, chosen, [next(composites) for _ in chosen])

@@ -71,6 +71,10 @@ class AnalysisSettings(_Frozen):
             for item in value
         ]
 
+    def detector_id(self, catalog: Catalog, flag: str = "--detector") -> str:
+        """The detector these settings run: the chosen one, else the catalog's default."""
+        return self.detector or catalog.default_for(Kind.DETECTOR, flag)
+
     def targets(self) -> list[Identity]:
         return [reference.target for reference in self.references]
 
@@ -106,7 +110,7 @@ def models_needed(settings: PipelineSettings, catalog: Catalog) -> list[str]:
     mask models. "auto" landmarks pick from what is installed, so they add nothing here."""
     analysis, processing = settings.analysis, settings.processing
     wanted: list[str | None] = [
-        analysis.detector or catalog.default_for(Kind.DETECTOR, "detector"),
+        analysis.detector_id(catalog, "detector"),
         processing.swap.swapper or catalog.default_for(Kind.SWAPPER, "swapper"),
     ]
     if analysis.landmarker != "auto":

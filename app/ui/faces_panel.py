@@ -71,8 +71,7 @@ class Person:
         files = len(self.face.files) - photos
         parts = [f"{photos} photo{'s' * (photos != 1)}"] if photos else []
         parts += [f"{files} identity file{'s' * (files != 1)}"] if files else []
-        method = self.face.combine.value if self.face.combine else "mean" if photos or files > 1 else "saved"
-        return f"{self.name}\n{', '.join(parts)} · {method}"
+        return f"{self.name}\n{', '.join(parts)} · {(self.face.combine or Combine.MEAN).value}"
 
 
 class FacesPanel(QWidget):

@@ -17,7 +17,6 @@ from app.faces.recogniser import Recogniser
 from app.faces.selection import SelectionMode, SelectionSettings
 from app.faces.types import Face
 from app.inference.runtime import InferenceRuntime
-from app.models.catalog import Kind
 from app.pipeline.frame_swap import frame_device
 from app.pipeline.job_state import EngineOptions, JobState, SwapJob
 from app.pipeline.live import live_job
@@ -92,7 +91,7 @@ def identity_maker(
 
     def make() -> Identity:
         analysis = settings.analysis
-        detector_id = analysis.detector or runtime.store.catalog.default_for(Kind.DETECTOR, "detector")
+        detector_id = analysis.detector_id(runtime.store.catalog, "detector")
         detector = FaceDetector(runtime, detector_id, analysis.detection)
         recogniser = Recogniser(runtime, Swapper(runtime, settings.processing.swap).recogniser_id)
         device = frame_device(runtime)

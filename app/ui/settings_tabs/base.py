@@ -7,6 +7,8 @@ the settings models, so a value they refuse raises their ValidationError/ValueEr
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QVBoxLayout, QWidget
 
@@ -35,15 +37,16 @@ class SettingsTab(QWidget):
     def emit_edited(self, *_args: object) -> None:
         self.edited.emit()
 
-    # The contract every tab implements (Qt's metaclass rules out abc.ABC on a QWidget).
+    # The contract every tab implements. Qt's metaclass rules out abc.ABC on a QWidget, but mypy still
+    # honours @abstractmethod: a tab that leaves one out cannot be instantiated (a type error).
 
+    @abstractmethod
     def load(self, settings: PipelineSettings) -> None:
         """Show `settings` in this tab's controls."""
-        raise NotImplementedError(f"{type(self).__name__} does not define load()")
 
+    @abstractmethod
     def build(self, settings: PipelineSettings) -> PipelineSettings:
         """`settings` with this tab's part replaced by what its controls show."""
-        raise NotImplementedError(f"{type(self).__name__} does not define build()")
 
 
 def with_processing(settings: PipelineSettings, **parts: object) -> PipelineSettings:
