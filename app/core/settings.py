@@ -50,7 +50,8 @@ class InferenceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: ProviderHint = "auto"
     model_providers: dict[str, ProviderHint] = Field(default_factory=dict)
-    # TensorRT builds fp16 engines unless told otherwise; CUDA and CPU run the file's own precision.
+    # fp16 unless told otherwise: TensorRT builds fp16 engines; on the CUDA provider an fp32 file runs
+    # as its fp16 rewrite where that passes the parity gate (GPUs from Volta on); the CPU runs fp32.
     precision: PrecisionHint = "fp16"
     model_precisions: dict[str, PrecisionHint] = Field(default_factory=dict)
     cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = "exhaustive"
@@ -58,6 +59,8 @@ class InferenceSettings(BaseModel):
     # bit-careful comparisons against the CPU.
     allow_tf32: bool = True
     cuda_graphs: Literal["auto", "off"] = "auto"  # auto: models that passed the probe on this GPU
+    # auto: batch-1 model files get a dynamic batch axis where the rewrite passes its gate (GPU only).
+    batch_axis: Literal["auto", "off"] = "auto"
     # One run right after each load, so lazy setup (cuDNN search, arenas, engines) never hits a frame.
     warmup_on_load: bool = True
     device_index: int = Field(default=0, ge=0)

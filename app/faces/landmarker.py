@@ -23,7 +23,6 @@ from app.faces.landmarks.fan_68_5 import Fan68From5
 from app.faces.landmarks.insightface import InsightFace3d68, InsightFace106
 from app.faces.landmarks.liveportrait import LivePortrait203
 from app.faces.landmarks.peppapig import PeppaPig98
-from app.faces.preprocess import takes_a_batch
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
@@ -64,7 +63,7 @@ class Landmarker:
         if not faces:
             return []
         prepared = [self.family.prepare(frame, face) for face in faces]
-        if takes_a_batch(self.entry) and len(faces) > 1:
+        if len(faces) > 1 and self.runtime.takes_a_batch(self.entry.id):
             outputs = self.forward(torch.cat([tensor for tensor, _ in prepared]))
             per_face = [[output[i : i + 1] for output in outputs] for i in range(len(faces))]
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from app.inference.shapes import declares_a_batch
 from app.models.catalog import ModelEntry
 
 
@@ -29,6 +30,5 @@ def fixed_side(entry: ModelEntry, fallback: int) -> int:
 
 
 def takes_a_batch(entry: ModelEntry) -> bool:
-    """Whether several crops or frames can go in one call: the first input's leading axis is symbolic,
-    and so is every output's (an output fixed at 1 would not hold the batch)."""
-    return all(isinstance(spec.shape[0], str) for spec in (entry.inputs[0], *entry.outputs) if spec.shape)
+    """Whether the catalog declares a batch axis (the runtime's `takes_a_batch` also knows rewrites)."""
+    return declares_a_batch(entry)

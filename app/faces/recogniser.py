@@ -15,7 +15,7 @@ import torch
 
 from app.core.errors import CatalogError
 from app.faces.alignment import crop_face
-from app.faces.preprocess import fixed_side, normalise, takes_a_batch
+from app.faces.preprocess import fixed_side, normalise
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
@@ -49,7 +49,7 @@ class Recogniser:
             width = self.entry.outputs[0].shape[-1]
             return torch.zeros((0, width if isinstance(width, int) else 0), device=frame.device)
         crops = [self.prepare(frame, face) for face in faces]
-        if takes_a_batch(self.entry):
+        if len(crops) > 1 and self.runtime.takes_a_batch(self.entry.id):
             rows = self.forward(torch.cat(crops))
         else:
             rows = torch.cat([self.forward(crop) for crop in crops])

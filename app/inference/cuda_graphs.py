@@ -61,9 +61,14 @@ def graph_key(sha256: str, sm: str, provider: Provider, precision: Precision, tr
 
 
 def key_for(spec: LoadSpec, provider: Provider) -> EngineKey:
-    """The matrix key of a model on a provider: TensorRT runs the requested precision, CUDA the file's."""
-    precision = spec.precision if provider is Provider.TENSORRT else spec.model.entry.precision
-    return graph_key(spec.model.sha256, spec.sm or "", provider, precision, spec.tensorrt_version)
+    """The matrix key of a model on a provider: TensorRT runs the requested precision, CUDA the
+    precision of the file it loads (a rewritten variant has its own hash and precision)."""
+    variant = spec.variant(provider)
+    if provider is Provider.TENSORRT:
+        precision = spec.precision
+    else:
+        precision = variant.precision if variant else spec.model.entry.precision
+    return graph_key(spec.sha256_for(provider), spec.sm or "", provider, precision, spec.tensorrt_version)
 
 
 class GraphMatrix:

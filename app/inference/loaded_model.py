@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from app.inference.binding import (
 from app.inference.discovery import discover, probe_reason
 from app.inference.errors import ModelFormatError, ModelInputError, ProviderLoadError
 from app.inference.faults import FaultPlan
+from app.inference.graph_runs import GraphRunner
 from app.inference.options import EngineKey, engine_cache_dir, provider_options, session_options
 from app.inference.ort import onnxruntime
 from app.inference.providers import Precision, Provider
@@ -56,6 +56,17 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
+class ModelVariant:
+    """A rewritten copy of a model file that passed its gate (app.inference.rewrites)."""
+
+    path: Path
+    sha256: str  # of the rewritten file: engine caches and graph verdicts are keyed by it
+    tag: str  # "batch", "fp16", "batch+fp16"
+    precision: Precision  # what the file computes in
+    batched: bool  # its leading axes are dynamic
+
+
+@dataclass(frozen=True)
 class LoadSpec:
     """Everything a load needs besides the provider."""
 
@@ -69,6 +80,19 @@ class LoadSpec:
     faults: FaultPlan = field(default_factory=FaultPlan)
     # Tests run a provider's sessions on another ORT provider (a CPU-backed stand-in for CUDA).
     backends: Mapping[Provider, str] = field(default_factory=dict)
+    # The file each provider loads instead of the original, where a rewrite passed for it.
+    variants: Mapping[Provider, ModelVariant] = field(default_factory=dict)
+
+    def variant(self, provider: Provider) -> ModelVariant | None:
+        return self.variants.get(provider)
+
+    def path_for(self, provider: Provider) -> Path:
+        variant = self.variants.get(provider)
+        return variant.path if variant else self.model.path
+
+    def sha256_for(self, provider: Provider) -> str:
+        variant = self.variants.get(provider)
+        return variant.sha256 if variant else self.model.sha256
 
 
 @dataclass(frozen=True)
@@ -138,7 +162,7 @@ class LoadedModel:
         try:
             spec.faults.check(provider, "load", self.model.id)  # where a real load failure surfaces
             self._session = onnxruntime.InferenceSession(
-                str(self.model.path),
+                str(spec.path_for(provider)),
                 sess_options=session_options(provider),
                 providers=[(ort_name, options)],
                 enable_fallback=0,
@@ -157,9 +181,10 @@ class LoadedModel:
         public = {m.name for m in self.outputs}
         # Graph outputs the catalog does not list (leaked intermediates) are bound too, then dropped.
         self._scratch = [m for m in declared_outputs if m.name not in public]
-        self.cuda_graph = provider in spec.cuda_graph_providers and self.device.kind == "cuda"
-        self._graph: _GraphBuffers | None = None
-        self._graph_lock = threading.Lock()
+        # A test backend (CUDA run by the CPU provider) takes the graph path too: its bucketing is
+        # exercised, and the CPU provider ignores the graph annotations.
+        graphs_here = self.device.kind == "cuda" or ort_name != provider.ort_name
+        self._graphs = GraphRunner(self) if provider in spec.cuda_graph_providers and graphs_here else None
         self._noted: set[str] = set()
 
     def _provider_options(self, ort_name: str) -> dict[str, Any]:
@@ -167,7 +192,7 @@ class LoadedModel:
         engine_dir = None
         if backend is Provider.TENSORRT:
             key = EngineKey(
-                self.model.sha256,
+                self.spec.sha256_for(Provider.TENSORRT),
                 self.spec.sm or "sm_unknown",
                 f"trt{self.spec.tensorrt_version or 'unknown'}",
                 self.spec.precision,
@@ -207,7 +232,7 @@ class LoadedModel:
         return feeds
 
     def close(self) -> None:
-        self._graph = None
+        self._graphs = None
         self._session = None  # ORT frees the session's memory (its CUDA arena too) with the object
 
     # -- running ---------------------------------------------------------------------------------
@@ -217,32 +242,15 @@ class LoadedModel:
     ) -> Tensors:
         tensors = self._prepare(feeds)
         self.spec.faults.check(self.provider, "run", self.model.id)
-        if self.cuda_graph:
-            return self._run_graphed(tensors)
-        binding = self._session.io_binding()
-        for meta in self.inputs:
-            bind_input(binding, meta.name, tensors[meta.name], meta.ort_type)
-        shapes = self._output_shapes(tensors)
-        results: Tensors = {}
-        pending: list[TensorMeta] = []
-        for meta in [*self.outputs, *self._scratch]:
-            target = self._output_buffer(meta, shapes.get(meta.name), out)
-            if target is None:
-                bind_output_to_device(binding, meta.name, self.device)
-                pending.append(meta)
-            else:
-                bind_output(binding, meta.name, target, meta.ort_type)
-                results[meta.name] = target
-        self._synchronise_inputs()
-        self._session.run_with_iobinding(binding)
-        if pending:
-            values = binding.get_outputs()  # every bound output, in binding order
-            for meta, value in zip([*self.outputs, *self._scratch], values, strict=True):
-                if meta in pending:
-                    results[meta.name] = to_torch(value, meta.ort_type, self.device)
-        return {m.name: results[m.name] for m in self.outputs}
+        if self._graphs is not None:
+            return self._graphs.run(tensors, out)
+        return self.run_plain(tensors, out, None)
 
-    def _synchronise_inputs(self) -> None:
+    @property
+    def cuda_graph(self) -> bool:
+        return self._graphs is not None
+
+    def synchronise_inputs(self) -> None:
         """ORT runs on its own CUDA stream: the caller's kernels that produce the inputs must be done.
         (ORT synchronises its stream before returning, so outputs are ready when run returns.)"""
         if self.device.kind == "cuda":
@@ -292,7 +300,7 @@ class LoadedModel:
             got = "x".join(str(d) for d in shape)
             raise ModelInputError(f"{self.model.id}: input '{meta.name}' must be {wanted}, got {got}")
 
-    def _output_shapes(self, tensors: Tensors) -> dict[str, tuple[int, ...] | None]:
+    def output_shapes(self, tensors: Tensors) -> dict[str, tuple[int, ...] | None]:
         """Output shapes known before the run: fixed dims, and named dims that an input also has."""
         symbols: dict[str, int] = {}
         for meta in self.inputs:
@@ -326,57 +334,42 @@ class LoadedModel:
             return None
         return torch.empty(shape, dtype=meta.dtype, device=self.device.torch_device)
 
-    # -- CUDA graphs -----------------------------------------------------------------------------
+    def run_plain(
+        self, tensors: Tensors, out: Mapping[str, torch.Tensor] | None, run_options: Any
+    ) -> Tensors:
+        """One ordinary run of prepared inputs (a graph session passes options that skip its graphs)."""
+        binding = self._session.io_binding()
+        for meta in self.inputs:
+            bind_input(binding, meta.name, tensors[meta.name], meta.ort_type)
+        shapes = self.output_shapes(tensors)
+        results: Tensors = {}
+        pending: list[TensorMeta] = []
+        for meta in [*self.outputs, *self._scratch]:
+            target = self._output_buffer(meta, shapes.get(meta.name), out)
+            if target is None:
+                bind_output_to_device(binding, meta.name, self.device)
+                pending.append(meta)
+            else:
+                bind_output(binding, meta.name, target, meta.ort_type)
+                results[meta.name] = target
+        self.synchronise_inputs()
+        self._session.run_with_iobinding(binding, run_options)
+        if pending:
+            values = binding.get_outputs()  # every bound output, in binding order
+            for meta, value in zip([*self.outputs, *self._scratch], values, strict=True):
+                if meta in pending:
+                    results[meta.name] = to_torch(value, meta.ort_type, self.device)
+        return {m.name: results[m.name] for m in self.outputs}
 
-    def _run_graphed(self, tensors: Tensors) -> Tensors:
-        """A captured graph replays on fixed addresses: inputs are copied into buffers bound once,
-        outputs are read from buffers bound once. One run at a time per session."""
-        with self._graph_lock:
-            graph = self._graph
-            if graph is None:
-                graph = self._graph = _GraphBuffers.create(self, tensors)
-            graph.load(self.model.id, tensors)
-            self._synchronise_inputs()
-            self._session.run_with_iobinding(graph.binding)
-            return {m.name: graph.outputs[m.name].clone() for m in self.outputs}
+    @property
+    def ort_session(self) -> Any:
+        return self._session
+
+    @property
+    def all_outputs(self) -> list[TensorMeta]:
+        """The public outputs, then the scratch ones (bound too, then dropped)."""
+        return [*self.outputs, *self._scratch]
 
 
 def _is_expression(dim: Dim) -> bool:
     return isinstance(dim, str) and re.search(r"[*/+\-]", dim) is not None
-
-
-@dataclass
-class _GraphBuffers:
-    binding: Any
-    inputs: Tensors
-    outputs: Tensors
-
-    @classmethod
-    def create(cls, model: LoadedModel, tensors: Tensors) -> _GraphBuffers:
-        shapes = model._output_shapes(tensors)
-        unknown = [name for name, shape in shapes.items() if shape is None]
-        if unknown:
-            raise ModelInputError(
-                f"{model.model.id}: CUDA graphs need outputs of known size; {unknown} depend on the data"
-            )
-        binding = model._session.io_binding()
-        inputs = {name: tensor.clone() for name, tensor in tensors.items()}
-        outputs: Tensors = {}
-        for meta in model.inputs:
-            bind_input(binding, meta.name, inputs[meta.name], meta.ort_type)
-        for meta in [*model.outputs, *model._scratch]:
-            shape = shapes[meta.name]
-            assert shape is not None
-            outputs[meta.name] = torch.empty(shape, dtype=meta.dtype, device=model.device.torch_device)
-            bind_output(binding, meta.name, outputs[meta.name], meta.ort_type)
-        return cls(binding, inputs, outputs)
-
-    def load(self, model_id: str, tensors: Tensors) -> None:
-        for name, tensor in tensors.items():
-            static = self.inputs[name]
-            if static.shape != tensor.shape:
-                raise ModelInputError(
-                    f"{model_id}: a CUDA-graph session runs one shape; '{name}' was "
-                    f"{tuple(static.shape)}, now {tuple(tensor.shape)}"
-                )
-            static.copy_(tensor)

@@ -7,6 +7,7 @@ model file through the store, consults the CUDA-graph matrix, and leases session
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -24,10 +25,12 @@ from app.inference.discovery import ProviderStatus, discover
 from app.inference.errors import ModelInputError, ModelNotReadyError
 from app.inference.fallbacks import FALLBACK_FILE, FallbackEvent, FallbackLog
 from app.inference.faults import FaultPlan
-from app.inference.loaded_model import LoadSpec, ModelFile, Tensors
+from app.inference.loaded_model import LoadSpec, ModelFile, ModelVariant, Tensors
 from app.inference.pool import PoolLimits, SessionKey, SessionPool
 from app.inference.providers import GRAPH_PROVIDERS, Hint, Precision, Provider, fallback_chain, parse_hint
+from app.inference.rewrites import ModelRewrites
 from app.inference.session import DisabledProviders, Session
+from app.inference.shapes import declares_a_batch
 from app.models.store import ModelState, ModelStore
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,9 @@ class InferenceRuntime:
         self.backends = dict(backends or {})
         self.disabled = DisabledProviders()
         self.graphs = GraphMatrix(self.cache_root / MATRIX_FILE)
+        self.rewrites = ModelRewrites(self.cache_root)
+        self._specs: dict[tuple[str, Precision], LoadSpec] = {}
+        self._specs_lock = threading.Lock()
         self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
         self.call_log: CallLog | None = None  # attach one to count model calls (the benchmark does)
         self.fallbacks.subscribe(_report_fallback)  # to the opt-in local telemetry (a no-op when off)
@@ -119,19 +125,72 @@ class InferenceRuntime:
         return ModelFile(entry, status.path, digest, status.state is ModelState.STANDIN)
 
     def load_spec(self, model_id: str, precision: Precision) -> LoadSpec:
+        """What a load of this model needs: its file, the rewrites each provider loads instead (made
+        and gated once per machine), and where it replays CUDA graphs. Worked out once per runtime."""
+        with self._specs_lock:
+            known = self._specs.get((model_id, precision))
+            if known is not None and known.model.path.is_file():
+                return known
+            gpu = self.facts.gpu(self.settings.device_index)
+            spec = LoadSpec(
+                model=self.model_file(model_id),
+                settings=self.settings,
+                precision=precision,
+                cuda_graph_providers=frozenset(),
+                cache_root=self.cache_root,
+                sm=gpu.sm if gpu else None,
+                tensorrt_version=self.facts.tensorrt,
+                faults=self.faults,
+                backends=self.backends,
+            )
+            spec = replace(spec, variants=self._variants(spec))
+            spec = replace(spec, cuda_graph_providers=self._graph_providers(spec))
+            self._specs[(model_id, precision)] = spec
+            return spec
+
+    def takes_a_batch(self, model_id: str) -> bool:
+        """Whether several crops or frames go through this model in one call: the catalog says so, or
+        its file was given a batch axis that passed its gate on this machine."""
+        entry = self.store.catalog.get(model_id)
+        if declares_a_batch(entry):
+            return True
+        if not self._batch_rewrite_wanted():
+            return False
+        spec = self.load_spec(model_id, self.precision_for(model_id))
+        first = self.chain_for(model_id)[0]
+        variant = spec.variant(first)
+        return variant is not None and variant.batched
+
+    def _gpu_provider(self) -> Provider | None:
+        return next((p for p in (Provider.CUDA, Provider.TENSORRT) if p in self.usable), None)
+
+    def _batch_rewrite_wanted(self) -> bool:
+        # Batches pay on a GPU; on the CPU they only cost the gate's time.
+        return self.settings.batch_axis == "auto" and self._gpu_provider() is not None
+
+    def _fast_fp16(self) -> bool:
+        """fp16 tensor cores (Volta, sm_70, and later), or a test's stand-in CUDA."""
+        if Provider.CUDA in self.backends:
+            return True
         gpu = self.facts.gpu(self.settings.device_index)
-        spec = LoadSpec(
-            model=self.model_file(model_id),
-            settings=self.settings,
-            precision=precision,
-            cuda_graph_providers=frozenset(),
-            cache_root=self.cache_root,
-            sm=gpu.sm if gpu else None,
-            tensorrt_version=self.facts.tensorrt,
-            faults=self.faults,
-            backends=self.backends,
-        )
-        return replace(spec, cuda_graph_providers=self._graph_providers(spec))
+        return gpu is not None and int(gpu.sm.removeprefix("sm_") or 0) >= 70
+
+    def _variants(self, spec: LoadSpec) -> dict[Provider, ModelVariant]:
+        entry = spec.model.entry
+        variants: dict[Provider, ModelVariant] = {}
+        gate_on = self._gpu_provider()
+        batched = None
+        if gate_on is not None and self._batch_rewrite_wanted() and not declares_a_batch(entry):
+            batched = self.rewrites.batched(spec, Provider.CUDA if Provider.CUDA in self.usable else gate_on)
+            if batched is not None:
+                # Not TensorRT: its engines need optimisation profiles for every dynamic axis.
+                variants = {Provider.CUDA: batched, Provider.CPU: batched}
+        wants_fp16 = spec.precision == "fp16" and entry.precision == "fp32" and self._fast_fp16()
+        if wants_fp16 and Provider.CUDA in self.usable:
+            converted = self.rewrites.fp16(spec, Provider.CUDA, batched)
+            if converted is not None:
+                variants[Provider.CUDA] = converted
+        return variants
 
     def _graph_providers(self, spec: LoadSpec) -> frozenset[Provider]:
         """Providers on which this model replays CUDA graphs: those where its probe passed."""

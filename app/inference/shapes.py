@@ -58,3 +58,10 @@ def shape_range(entry: ModelEntry, spec: TensorSpec, trt: TensorRTSettings) -> S
 def warmup_shape(entry: ModelEntry, spec: TensorSpec) -> tuple[int, ...]:
     """The shape a model will mostly see: batch 1, its own input size."""
     return shape_range(entry, spec, TensorRTSettings()).optimum
+
+
+def declares_a_batch(entry: ModelEntry) -> bool:
+    """Whether the catalog says several crops or frames fit in one call: the first input's leading axis
+    is symbolic, and so is every output's (an output fixed at 1 would not hold the batch)."""
+    specs = (entry.inputs[0], *entry.outputs) if entry.inputs else ()
+    return bool(specs) and all(isinstance(spec.shape[0], str) for spec in specs if spec.shape)

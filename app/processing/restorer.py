@@ -15,7 +15,7 @@ import torch
 
 from app.core.errors import CatalogError
 from app.faces.alignment import compose, estimate, invert, warp, warp_frame
-from app.faces.preprocess import fixed_side, takes_a_batch
+from app.faces.preprocess import fixed_side
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
 from app.processing.restorers.base import FAMILIES, RestorerFamily
@@ -48,7 +48,7 @@ class Restorer:
             )
         self.family: RestorerFamily = family
         self.side = fixed_side(self.entry, 512)
-        self.batched = takes_a_batch(self.entry)
+        self.batched = runtime.takes_a_batch(self.entry.id)
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.runtime.run_ordered(self.entry.id, *inputs)

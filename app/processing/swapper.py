@@ -11,7 +11,7 @@ import torch
 
 from app.core.errors import CatalogError
 from app.faces.alignment import TEMPLATES
-from app.faces.preprocess import fixed_side, takes_a_batch
+from app.faces.preprocess import fixed_side
 from app.faces.types import unit
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
@@ -56,7 +56,7 @@ class Swapper:
         except ValueError as exc:
             raise ProcessingSettingsError(f"{model_id}: {exc}") from None
         self.target_index = next(i for i, s in enumerate(entry.inputs) if len(s.shape) == 4)
-        self.batched = takes_a_batch(entry)
+        self.batched = runtime.takes_a_batch(model_id)
         self.recogniser_id = family.recogniser_id(entry, runtime)
 
     # -- identity --------------------------------------------------------------------------------

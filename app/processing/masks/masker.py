@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional
 
 from app.core.errors import CatalogError
-from app.faces.preprocess import fixed_side, takes_a_batch
+from app.faces.preprocess import fixed_side
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
 from app.processing.masks.box import box_mask
@@ -56,7 +56,7 @@ class Masker:
         family = FAMILIES[entry.family]
         side = fixed_side(entry, 256)
         model_input = family.prepare(entry, resize(target, side))
-        if takes_a_batch(entry) or model_input.shape[0] == 1:
+        if model_input.shape[0] == 1 or self.runtime.takes_a_batch(model_id):
             output = self.runtime.run_ordered(model_id, model_input)[0]
         else:
             output = torch.cat([self.runtime.run_ordered(model_id, row[None])[0] for row in model_input])

@@ -1,0 +1,128 @@
+"""CUDA-graph replays for one loaded model, one graph per input shape, batches padded to fixed buckets.
+
+A captured graph replays on fixed addresses and one shape, so each shape a model meets gets its own
+graph (ORT's `gpu_graph_id` run option names it) with its own input and output buffers, bound once.
+A batch axis would otherwise mint a graph per face count: batches are padded up to the next bucket
+(1, 2, 4, 8; the padding repeats the last item, so it is real data and never NaN-prone zeros) and the
+outputs cut back, so a face count that changes mid-video lands on a graph captured for its bucket.
+Shapes past the last bucket, or past MAX_GRAPHS distinct shapes, run without a graph (id -1): slower,
+never wrong. One run at a time per model: the buffers are shared.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from app.inference.binding import bind_input, bind_output
+from app.inference.errors import ModelInputError
+from app.inference.ort import onnxruntime
+
+if TYPE_CHECKING:
+    from app.inference.loaded_model import LoadedModel, Tensors
+
+BATCH_BUCKETS = (1, 2, 4, 8)
+MAX_GRAPHS = 8  # distinct shapes per model; each holds its own buffers and graph memory
+SKIP_GRAPH = -1  # ORT: run this call without capturing or replaying
+
+
+def bucket_for(batch: int) -> int | None:
+    """The bucket a batch is padded to; None past the largest."""
+    return next((b for b in BATCH_BUCKETS if b >= batch), None)
+
+
+def _run_options(graph_id: int) -> Any:
+    options = onnxruntime.RunOptions()
+    options.add_run_config_entry("gpu_graph_id", str(graph_id))
+    return options
+
+
+@dataclass
+class _Graph:
+    graph_id: int
+    binding: Any
+    run_options: Any
+    inputs: dict[str, torch.Tensor]
+    outputs: dict[str, torch.Tensor]
+
+
+class GraphRunner:
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+        self._graphs: dict[tuple[tuple[int, ...], ...], _Graph] = {}
+        self._skip = _run_options(SKIP_GRAPH)
+        # The batch symbol: the leading axis every batched input shares ("batch", "N", ...).
+        leading = [m.shape[0] for m in model.inputs if m.shape and isinstance(m.shape[0], str)]
+        self.batch_symbol = leading[0] if leading else None
+
+    @property
+    def graph_ids(self) -> dict[tuple[tuple[int, ...], ...], int]:
+        """Shapes seen so far and the graph each one replays (tests, reports)."""
+        return {shape: graph.graph_id for shape, graph in self._graphs.items()}
+
+    def run(self, tensors: Tensors, out: Mapping[str, torch.Tensor] | None) -> Tensors:
+        batch = self._batch_of(tensors)
+        bucket = bucket_for(batch) if batch is not None else None
+        if batch is not None and bucket is None:
+            return self.model.run_plain(tensors, out, self._skip)
+        padded = self._pad(tensors, bucket) if bucket is not None and bucket != batch else tensors
+        key = tuple(tuple(padded[m.name].shape) for m in self.model.inputs)
+        with self._lock:
+            graph = self._graphs.get(key)
+            if graph is None:
+                if len(self._graphs) >= MAX_GRAPHS:
+                    return self.model.run_plain(tensors, out, self._skip)
+                graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)
+            for name, tensor in padded.items():
+                graph.inputs[name].copy_(tensor)
+            self.model.synchronise_inputs()
+            self.model.ort_session.run_with_iobinding(graph.binding, graph.run_options)
+            return {m.name: self._cut(m.shape, graph.outputs[m.name], batch) for m in self.model.outputs}
+
+    def _batch_of(self, tensors: Tensors) -> int | None:
+        if self.batch_symbol is None:
+            return None
+        for meta in self.model.inputs:
+            if meta.shape and meta.shape[0] == self.batch_symbol:
+                return int(tensors[meta.name].shape[0])
+        return None
+
+    def _pad(self, tensors: Tensors, bucket: int) -> Tensors:
+        padded = {}
+        for meta in self.model.inputs:
+            tensor = tensors[meta.name]
+            if meta.shape and meta.shape[0] == self.batch_symbol:
+                extra = tensor[-1:].expand(bucket - tensor.shape[0], *tensor.shape[1:])
+                tensor = torch.cat([tensor, extra])
+            padded[meta.name] = tensor
+        return padded
+
+    def _cut(self, declared: tuple[Any, ...], value: torch.Tensor, batch: int | None) -> torch.Tensor:
+        if batch is not None and declared and declared[0] == self.batch_symbol:
+            value = value[:batch]
+        return value.clone()  # the buffer is overwritten by the next replay
+
+    def _create(self, tensors: Tensors, graph_id: int) -> _Graph:
+        model = self.model
+        shapes = model.output_shapes(tensors)
+        unknown = [name for name, shape in shapes.items() if shape is None]
+        if unknown:
+            raise ModelInputError(
+                f"{model.model.id}: CUDA graphs need outputs of known size; {unknown} depend on the data"
+            )
+        binding = model.ort_session.io_binding()
+        inputs = {name: tensor.clone() for name, tensor in tensors.items()}
+        outputs: dict[str, torch.Tensor] = {}
+        for meta in model.inputs:
+            bind_input(binding, meta.name, inputs[meta.name], meta.ort_type)
+        for meta in model.all_outputs:
+            shape = shapes[meta.name]
+            assert shape is not None
+            outputs[meta.name] = torch.empty(shape, dtype=meta.dtype, device=model.device.torch_device)
+            bind_output(binding, meta.name, outputs[meta.name], meta.ort_type)
+        return _Graph(graph_id, binding, _run_options(graph_id), inputs, outputs)

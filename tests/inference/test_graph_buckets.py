@@ -1,0 +1,82 @@
+"""CUDA-graph sessions keep one graph per input shape, batches padded to buckets: a face count that
+changes mid-video lands on the graph of its bucket and gets exactly its own outputs.
+
+The graph path runs here on a CUDA provider backed by ORT's CPU provider (which ignores the graph
+annotations), so the bucketing, padding, per-shape buffers and cutting are the real code; the capture
+itself is tested on the GPU (tests/gpu)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.core.settings import InferenceSettings
+from app.inference.graph_runs import BATCH_BUCKETS, MAX_GRAPHS, bucket_for
+from app.inference.loaded_model import LoadedModel
+from app.inference.providers import Provider
+from app.inference.runtime import InferenceRuntime
+from tests.inference.conftest import plain_run
+from tests.inference.rewrite_models import store_with
+from tests.inference.test_rewrites import CUDA_ON_CPU, picture
+
+
+@pytest.fixture
+def graphed(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = store_with(tmp_path / "models", "plain")
+    runtime = InferenceRuntime(
+        store, InferenceSettings(precision="fp32"), cache_root=tmp_path / "cache", backends=CUDA_ON_CPU
+    )
+    spec = runtime.load_spec("rewrite_plain", "fp32")  # its batched variant: surgery passed
+    model = LoadedModel(replace(spec, cuda_graph_providers=frozenset({Provider.CUDA})), Provider.CUDA)
+    yield model, spec.model.path
+    model.close()
+    runtime.close()
+
+
+def test_buckets() -> None:
+    assert [bucket_for(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [1, 2, 4, 4, 8, 8, None]
+    assert BATCH_BUCKETS[-1] == 8
+
+
+def test_a_face_count_that_changes_mid_video_replays_the_graph_of_its_bucket(graphed) -> None:  # type: ignore[no-untyped-def]
+    model, original = graphed
+    assert model.cuda_graph
+    runner = model._graphs
+    assert runner is not None and runner.batch_symbol == "batch"
+    for frame, faces in enumerate([1, 3, 2, 3, 5, 1, 4, 8, 9, 2]):
+        x = picture(seed=frame, batch=faces)
+        y = model.run({"x": x})["y"]
+        assert y.shape[0] == faces
+        for item in range(faces):
+            alone = plain_run(original, {"x": x[item : item + 1]})["y"]
+            np.testing.assert_allclose(y[item : item + 1].numpy(), alone, rtol=1e-5, atol=1e-6)
+    # One graph per bucket, numbered in the order they were first met; 9 faces ran without a graph.
+    assert sorted((shape[0][0], graph_id) for shape, graph_id in runner.graph_ids.items()) == [
+        (1, 1),
+        (2, 3),
+        (4, 2),
+        (8, 4),
+    ]
+
+
+def test_outputs_are_copies_the_next_replay_cannot_overwrite(graphed) -> None:  # type: ignore[no-untyped-def]
+    model, _ = graphed
+    first = model.run({"x": picture(seed=1)})["y"]
+    kept = first.clone()
+    model.run({"x": picture(seed=2)})
+    assert (first == kept).all()
+
+
+def test_past_the_graph_limit_shapes_run_without_a_graph(graphed, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    model, original = graphed
+    monkeypatch.setattr("app.inference.graph_runs.MAX_GRAPHS", 2)
+    for faces in (1, 2, 4, 8):
+        x = picture(seed=faces, batch=faces)
+        y = model.run({"x": x})["y"]
+        np.testing.assert_allclose(
+            y[-1:].numpy(), plain_run(original, {"x": x[-1:]})["y"], rtol=1e-5, atol=1e-6
+        )
+    assert len(model._graphs.graph_ids) == 2 < MAX_GRAPHS  # type: ignore[union-attr]

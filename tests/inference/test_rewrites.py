@@ -1,0 +1,139 @@
+"""fp16 conversion and its parity gate, and batch-axis surgery, on real ORT sessions.
+
+CUDA is backed by ONNX Runtime's CPU provider here (this machine has no GPU), so the whole path runs for
+real: the rewrite is written, both files are loaded, the gate compares them on realistic inputs, the
+verdict is stored, and the session for "CUDA" loads the rewritten file. tests/gpu repeats it on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from app.core.settings import InferenceSettings
+from app.inference.parity import InputSpec, realistic_inputs
+from app.inference.providers import Provider
+from app.inference.rewrites import FOLDER, VERDICT_FILE
+from app.inference.runtime import InferenceRuntime
+from tests.inference.conftest import plain_run
+from tests.inference.rewrite_models import SIDE, store_with
+
+CUDA_ON_CPU = {Provider.CUDA: "CPUExecutionProvider"}
+
+
+@pytest.fixture
+def runtime_for(tmp_path: Path):  # type: ignore[no-untyped-def]
+    made: list[InferenceRuntime] = []
+
+    def build(*kinds: str, **settings: object) -> InferenceRuntime:
+        store = store_with(tmp_path / "models", *kinds)
+        runtime = InferenceRuntime(
+            store, InferenceSettings(**settings), cache_root=tmp_path / "cache", backends=CUDA_ON_CPU
+        )
+        made.append(runtime)
+        return runtime
+
+    yield build
+    for runtime in made:
+        runtime.close()
+
+
+def verdicts(runtime: InferenceRuntime) -> dict[str, dict[str, object]]:
+    raw = json.loads((runtime.cache_root / FOLDER / VERDICT_FILE).read_text())
+    return {f"{v['model_id']}:{v['kind']}": v for v in raw["verdicts"].values()}
+
+
+def picture(seed: int, batch: int = 1) -> torch.Tensor:
+    entry_spec = [InputSpec("x", (batch, 3, SIDE, SIDE), torch.float32)]
+    from tests.inference.rewrite_models import build, entry
+
+    return realistic_inputs(entry("plain", build("plain")), entry_spec, seed)["x"]
+
+
+def test_fp16_rewrite_passes_its_gate_and_the_cuda_provider_runs_it(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    runtime = runtime_for("plain")
+    spec = runtime.load_spec("rewrite_plain", "fp16")
+    variant = spec.variant(Provider.CUDA)
+    assert variant is not None and variant.precision == "fp16" and variant.tag == "batch+fp16"
+    stored = onnx.load(str(variant.path))
+    assert {i.data_type for i in stored.graph.initializer if i.name.startswith("w")} == {
+        onnx.TensorProto.FLOAT16
+    }
+    assert stored.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 at the edges
+    cpu = spec.variant(Provider.CPU)
+    assert cpu is not None and cpu.precision == "fp32"  # the CPU never gets the fp16 file
+    verdict = verdicts(runtime)["rewrite_plain:fp16"]
+    assert verdict["passed"] and float(verdict["cosine_min"]) >= 0.99  # type: ignore[arg-type]
+
+    x = picture(seed=11)
+    with runtime.session("rewrite_plain", provider="cuda") as session:
+        assert session.provider is Provider.CUDA
+        got = session.run({"x": x})["y"].numpy()
+    want = plain_run(spec.model.path, {"x": x})["y"]
+    cosine = float((got * want).sum() / np.linalg.norm(got) / np.linalg.norm(want))
+    assert cosine > 0.999
+    assert not np.array_equal(got, want)  # it really ran in fp16
+
+
+def test_a_model_that_fails_the_fp16_gate_stays_fp32_and_is_not_gated_again(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    runtime = runtime_for("fragile")
+    spec = runtime.load_spec("rewrite_fragile", "fp16")
+    variant = spec.variant(Provider.CUDA)
+    assert variant is not None and variant.precision == "fp32" and variant.tag == "batch"
+    verdict = verdicts(runtime)["rewrite_fragile:fp16"]
+    assert not verdict["passed"] and "differs from the original" in str(verdict["reason"])
+    assert not list((runtime.cache_root / FOLDER).glob("*ortfp16*.onnx"))  # failed files are not kept
+    before = (runtime.cache_root / FOLDER / VERDICT_FILE).read_text()
+
+    again = runtime_for("fragile")  # a later launch: same cache, verdicts read, no gate run
+    assert again.load_spec("rewrite_fragile", "fp16").variant(Provider.CUDA) == variant
+    assert (again.cache_root / FOLDER / VERDICT_FILE).read_text() == before
+
+
+def test_fp32_or_a_cpu_only_machine_gets_no_fp16_file(tmp_path: Path) -> None:
+    store = store_with(tmp_path / "models", "plain")
+    fp32 = InferenceRuntime(store, InferenceSettings(precision="fp32"), cache_root=tmp_path / "a", backends=CUDA_ON_CPU)
+    variant = fp32.load_spec("rewrite_plain", "fp32").variant(Provider.CUDA)
+    assert variant is not None and variant.precision == "fp32"
+    cpu_only = InferenceRuntime(store, InferenceSettings(), cache_root=tmp_path / "b")
+    assert cpu_only.load_spec("rewrite_plain", "fp16").variants == {}  # no GPU: no rewrites at all
+    assert not cpu_only.takes_a_batch("rewrite_plain")
+
+
+def test_batch_axis_surgery_gives_the_same_outputs_as_batch_1(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    runtime = runtime_for("plain", precision="fp32")
+    assert runtime.takes_a_batch("rewrite_plain")
+    spec = runtime.load_spec("rewrite_plain", "fp32")
+    variant = spec.variant(Provider.CUDA)
+    assert variant is not None and variant.batched
+    batched_file = onnx.load(str(variant.path))
+    assert batched_file.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    x = picture(seed=3, batch=5)
+    with runtime.session("rewrite_plain", provider="cuda") as session:
+        together = session.run({"x": x})["y"]
+    assert together.shape == (5, 8, SIDE, SIDE)
+    for item in range(5):
+        alone = plain_run(spec.model.path, {"x": x[item : item + 1]})["y"]
+        np.testing.assert_allclose(together[item : item + 1].numpy(), alone, rtol=1e-5, atol=1e-6)
+    assert verdicts(runtime)["rewrite_plain:batch"]["passed"]
+
+
+def test_a_model_that_bakes_batch_1_in_stays_at_batch_1_and_says_why(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    runtime = runtime_for("baked", precision="fp32")
+    assert not runtime.takes_a_batch("rewrite_baked")
+    assert runtime.load_spec("rewrite_baked", "fp32").variants == {}
+    verdict = verdicts(runtime)["rewrite_baked:batch"]
+    assert not verdict["passed"] and "does not run" in str(verdict["reason"])
+    with runtime.session("rewrite_baked", provider="cuda") as session:  # the original still serves
+        assert session.run({"x": picture(seed=1)})["y"].shape == (1, 9, SIDE, SIDE)
+
+
+def test_batch_axis_off_leaves_the_file_alone(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    runtime = runtime_for("plain", batch_axis="off", precision="fp32")
+    assert runtime.load_spec("rewrite_plain", "fp32").variants == {}
+    assert not runtime.takes_a_batch("rewrite_plain")
