@@ -23,6 +23,9 @@ from app.inference.discovery import discover
 from app.inference.fallbacks import FALLBACK_FILE, FallbackLog
 from app.inference.ort import ORT_VERSION, onnxruntime
 from app.inference.providers import Provider
+from app.inference.rewrites import FOLDER as REWRITES_FOLDER
+from app.inference.rewrites import VERDICT_FILE as REWRITES_FILE
+from app.inference.rewrites import VerdictFile
 from app.media.capabilities import media_capabilities
 from app.models.store import ModelState, ModelStore
 
@@ -43,6 +46,15 @@ def _conclusions(report: dict[str, Any]) -> list[str]:
     counts = report["models"]["counts"]
     if counts.get("present", 0) == 0:
         said.append("No real models installed yet: `python main.py models download --default`.")
+    kept = [
+        f"{r['model_id']} ({r['reason']})"
+        for r in report["rewrites"]
+        if r["kind"] == "fp16" and not r["used"]
+    ]
+    if kept:
+        said.append(
+            f"These models stay fp32 on CUDA, their fp16 rewrite failed its check: {'; '.join(kept)}."
+        )
     if report["fallbacks"]["total"]:
         said.append(f"{report['fallbacks']['total']} provider fallback(s) recorded; see 'fallbacks'.")
     return said
@@ -103,6 +115,19 @@ def environment_report(store: ModelStore, cache_root: Path, probe: bool = True) 
                 "runtime": r.runtime,
             }
             for r in matrix.values()
+        ],
+        # fp16 and batch-axis rewrites: which models run them, and why the others stay as they are.
+        "rewrites": [
+            {
+                "model_id": v.model_id,
+                "kind": v.kind,
+                "used": v.passed,
+                "reason": v.reason,
+                "provider": v.provider,
+                "sm": v.sm,
+                "tool": v.tool,
+            }
+            for v in VerdictFile(cache_root / REWRITES_FOLDER / REWRITES_FILE).all().values()
         ],
     }
     report["summary"] = _conclusions(report)

@@ -148,4 +148,9 @@ def check_env(args: argparse.Namespace, ctx: AppContext) -> int:
     say(f"CUDA-graph matrix: {len(report['cuda_graphs'])} result(s)")
     for result in report["cuda_graphs"]:
         say(f"  {result['model_id']} on {result['provider']} ({result['sm']}): {result['verdict']}")
+    say(f"Model rewrites (fp16, batch axis): {len(report['rewrites'])} verdict(s)")
+    for rewrite in report["rewrites"]:
+        used = "used" if rewrite["used"] else "not used"
+        where = f"{rewrite['model_id']} {rewrite['kind']} on {rewrite['provider']}"
+        say(f"  {where}: {used}: {rewrite['reason']}")
     return 0

@@ -198,10 +198,26 @@ class InferenceRuntime:
             return frozenset()
         passed = set()
         for provider in GRAPH_PROVIDERS:
-            found = self.graphs.lookup(key_for(spec, provider))
+            key = key_for(spec, provider)
+            found = self.graphs.lookup(key)
+            if found is None and self._probe_now(provider):
+                # Once per model file, GPU and runtime version: the verdict is kept in the matrix.
+                found = probe(spec, provider)
+                self.graphs.store(key, found)
+                log.info(
+                    "CUDA graphs for %s on %s: %s (%s)",
+                    spec.model.id,
+                    provider.label,
+                    found.verdict,
+                    found.reason,
+                )
             if found is not None and found.enabled:
                 passed.add(provider)
         return frozenset(passed)
+
+    def _probe_now(self, provider: Provider) -> bool:
+        """Probe automatically on a real GPU provider (TensorRT builds an engine per probe: on demand)."""
+        return provider is Provider.CUDA and provider in self.statuses and self.statuses[provider].usable
 
     # -- sessions --------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from app.core.settings import InferenceSettings
+from app.environment import environment_report
 from app.inference.parity import InputSpec, realistic_inputs
 from app.inference.providers import Provider
 from app.inference.rewrites import FOLDER, VERDICT_FILE
@@ -94,10 +95,17 @@ def test_a_model_that_fails_the_fp16_gate_stays_fp32_and_is_not_gated_again(runt
     assert again.load_spec("rewrite_fragile", "fp16").variant(Provider.CUDA) == variant
     assert (again.cache_root / FOLDER / VERDICT_FILE).read_text() == before
 
+    report = environment_report(runtime.store, runtime.cache_root, probe=False)  # check-env says why
+    [said] = [line for line in report["summary"] if "stay fp32" in line]
+    assert "rewrite_fragile" in said and "differs from the original" in said
+    assert {(r["kind"], r["used"]) for r in report["rewrites"]} == {("batch", True), ("fp16", False)}
+
 
 def test_fp32_or_a_cpu_only_machine_gets_no_fp16_file(tmp_path: Path) -> None:
     store = store_with(tmp_path / "models", "plain")
-    fp32 = InferenceRuntime(store, InferenceSettings(precision="fp32"), cache_root=tmp_path / "a", backends=CUDA_ON_CPU)
+    fp32 = InferenceRuntime(
+        store, InferenceSettings(precision="fp32"), cache_root=tmp_path / "a", backends=CUDA_ON_CPU
+    )
     variant = fp32.load_spec("rewrite_plain", "fp32").variant(Provider.CUDA)
     assert variant is not None and variant.precision == "fp32"
     cpu_only = InferenceRuntime(store, InferenceSettings(), cache_root=tmp_path / "b")
