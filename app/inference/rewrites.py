@@ -104,7 +104,8 @@ class ModelRewrites:
     def __init__(self, cache_root: Path) -> None:
         self.folder = cache_root / FOLDER
         self.verdicts = VerdictFile(self.folder / VERDICT_FILE)
-        self._lock = threading.Lock()  # one gate at a time: each loads two sessions
+        self._lock = threading.Lock()
+        self._model_locks: dict[str, threading.Lock] = {}  # one gate at a time per model
 
     # -- the two rewrites --------------------------------------------------------------------------
 
@@ -159,6 +160,8 @@ class ModelRewrites:
         source_sha = base.sha256 if base else spec.model.sha256
         key = f"{kind}:{source_sha[:16]}:{tool}:{provider.value}:{spec.sm or 'nogpu'}"
         with self._lock:
+            model_lock = self._model_locks.setdefault(spec.model.id, threading.Lock())
+        with model_lock:
             known = self.verdicts.all().get(key)
             if known is None or (known.passed and not (self.folder / known.file).is_file()):
                 known = self._check(kind, spec, provider, base, tool, target, build, judge)

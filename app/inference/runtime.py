@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from app.core.errors import DoppelError
 from app.core.paths import cache_dir
 from app.core.settings import InferenceSettings
 from app.core.telemetry import get_telemetry
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _MB = 1 << 20
 DEFAULT_VRAM_SHARE = 0.8
+PRELOAD_THREADS = 4  # ORT session creation and cuDNN's search overlap well up to about this many
 
 
 def pool_limits(settings: InferenceSettings, facts: DeviceFacts) -> PoolLimits:
@@ -257,6 +260,26 @@ class InferenceRuntime:
                 self.call_log.record(model_id, feeds)
             outputs = session.run(feeds)
             return [outputs[name] for name in session.output_names]
+
+    def preload(self, model_ids: Sequence[str], parallel: int = PRELOAD_THREADS) -> None:
+        """Load (and warm up) these models side by side, so a job's first frame waits for the slowest
+        model rather than for all of them in turn. A model that cannot load is left for its first real
+        use, which reports it."""
+
+        def load(model_id: str) -> None:
+            try:
+                with self.session(model_id):
+                    pass
+            except DoppelError as exc:
+                log.debug("preload of %s left for later: %s", model_id, exc)
+
+        wanted = [m for m in dict.fromkeys(model_ids) if m in self.store.catalog]
+        if len(wanted) < 2:
+            for model_id in wanted:
+                load(model_id)
+            return
+        with ThreadPoolExecutor(max_workers=min(parallel, len(wanted)), thread_name_prefix="preload") as pool:
+            list(pool.map(load, wanted))
 
     def probe_cuda_graphs(self, model_id: str, provider: Provider = Provider.CUDA) -> ProbeResult:
         """Probe a model and remember the verdict; sessions loaded afterwards follow it."""

@@ -19,9 +19,10 @@ from app.inference.runtime import InferenceRuntime
 from app.media.frame_queue import MAX_CAPACITY, MIN_CAPACITY
 from app.media.labels import SyntheticLabel
 from app.media.video_writer import VideoCodec
+from app.models.catalog import Catalog, Kind
 from app.pipeline.analysis import FrameAnalyser
 from app.pipeline.frame_swap import FrameSwapper, frame_device
-from app.pipeline.settings import PipelineSettings, SourceFace
+from app.pipeline.settings import PipelineSettings, SourceFace, models_needed
 from app.pipeline.sources import SourceLoader, require_complete
 from app.processing.compositor import FaceCompositor
 from app.processing.content import ContentAnalyser, ContentBlockedError
@@ -145,6 +146,14 @@ class Stage:
     swapper: FrameSwapper
 
 
+def job_models(job: SwapJob, catalog: Catalog) -> list[str]:
+    """Every model a job runs a session of, in every stage: its settings' models and their recognisers."""
+    ids = [m for marker in job.schedule() for m in models_needed(marker.settings, catalog)]
+    needs = [r for m in ids for r in catalog.get(m).requires if r in catalog]
+    recognisers = [r for r in needs if catalog.get(r).kind is Kind.RECOGNISER]
+    return list(dict.fromkeys([*ids, *recognisers, *job.analysers]))
+
+
 class JobState:
     """One run of a SwapJob: the models, the cast, and the label its output carries.
 
@@ -157,6 +166,7 @@ class JobState:
         self.job = job
         self.timer = timer
         self.device = frame_device(runtime)
+        runtime.preload(job_models(job, runtime.store.catalog))
         analysers: dict[str, FrameAnalyser] = {}
         swappers: dict[str, FrameSwapper] = {}
         loaders: dict[tuple[str, str], SourceLoader] = {}

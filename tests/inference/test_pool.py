@@ -4,6 +4,8 @@ evicts, never closes a session under its user, and serves many threads correctly
 from __future__ import annotations
 
 import gc
+import threading
+import time
 import weakref
 
 import numpy as np
@@ -110,3 +112,27 @@ def test_a_session_that_fell_back_is_filed_under_its_new_provider(make_runtime: 
     assert [k.provider for k in runtime.pool.session_keys()] == [Provider.CPU]
     with runtime.session("occluder", provider="cuda") as again:
         assert again is session  # the chain now starts at the CPU: same key, same session
+
+
+def test_preload_loads_every_model_side_by_side_and_leaves_missing_ones_for_later(
+    make_runtime: RuntimeFactory,
+) -> None:
+    runtime = make_runtime()
+    loading: list[str] = []
+    loaded_together = threading.Event()
+    original = runtime.pool._loader
+
+    def slow_loader(key):  # type: ignore[no-untyped-def]
+        loading.append(key.model_id)
+        if len(loading) == 2:
+            loaded_together.set()
+        loaded_together.wait(timeout=10)  # each load waits for the other: only parallel loads finish fast
+        return original(key)
+
+    runtime.pool._loader = slow_loader
+    started = time.perf_counter()
+    runtime.preload(["occluder", "inswapper_128", "occluder", "not_in_the_catalog"])
+    assert time.perf_counter() - started < 8
+    assert sorted(k.model_id for k in runtime.pool.session_keys()) == ["inswapper_128", "occluder"]
+    runtime.preload(["gfpgan_1.4"])  # no stand-in for it here: left for its first real use
+    assert "gfpgan_1.4" not in [k.model_id for k in runtime.pool.session_keys()]
