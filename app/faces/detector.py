@@ -22,7 +22,6 @@ from app.faces.detectors.scrfd import Scrfd
 from app.faces.detectors.yolo_face import YoloFace
 from app.faces.detectors.yunet import YuNet
 from app.faces.geometry import nms, rotate_frame, unrotate_points
-from app.faces.preprocess import takes_a_batch
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind, ModelEntry
@@ -87,9 +86,13 @@ class FaceDetector:
     def _raw(self, frames: list[VisionFrame]) -> list[RawDetections]:
         """Score-filtered, suppressed detections of each frame, in frame pixels."""
         prepared = [self.family.prepare(frame, self.input_size()) for frame in frames]
-        if takes_a_batch(self.entry) and len(frames) > 1:
-            outputs = self.forward(torch.cat([tensor for tensor, _ in prepared]))
-            per_frame = [[output[i : i + 1] for output in outputs] for i in range(len(frames))]
+        per_frame: list[list[torch.Tensor]] = []
+        if len(frames) > 1 and self.runtime.takes_a_batch(self.entry.id):
+            step = self.runtime.batch_limit
+            for first in range(0, len(prepared), step):
+                part = prepared[first : first + step]
+                outputs = self.forward(torch.cat([tensor for tensor, _ in part]))
+                per_frame += [[output[i : i + 1] for output in outputs] for i in range(len(part))]
         else:
             per_frame = [self.forward(tensor) for tensor, _ in prepared]
         found = []

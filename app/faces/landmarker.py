@@ -60,24 +60,38 @@ class Landmarker:
 
     def landmarks(self, frame: VisionFrame, faces: Sequence[Face]) -> list[Landmarks]:
         check_frame(frame)
-        if not faces:
+        return self._landmarks([(frame, face) for face in faces])
+
+    def _landmarks(self, pairs: Sequence[tuple[VisionFrame, Face]]) -> list[Landmarks]:
+        """Each (frame, face): faces of one frame or of several go through the model together, in
+        calls of at most the runtime's batch limit, where the model takes a batch."""
+        if not pairs:
             return []
-        prepared = [self.family.prepare(frame, face) for face in faces]
-        if len(faces) > 1 and self.runtime.takes_a_batch(self.entry.id):
-            outputs = self.forward(torch.cat([tensor for tensor, _ in prepared]))
-            per_face = [[output[i : i + 1] for output in outputs] for i in range(len(faces))]
+        prepared = [self.family.prepare(frame, face) for frame, face in pairs]
+        per_face: list[list[torch.Tensor]] = []
+        if len(pairs) > 1 and self.runtime.takes_a_batch(self.entry.id):
+            step = self.runtime.batch_limit
+            for first in range(0, len(prepared), step):
+                part = prepared[first : first + step]
+                outputs = self.forward(torch.cat([tensor for tensor, _ in part]))
+                per_face += [[output[i : i + 1] for output in outputs] for i in range(len(part))]
         else:
             per_face = [self.forward(tensor) for tensor, _ in prepared]
         return [
             self.family.normalize(outputs, matrix, face)
-            for outputs, (_, matrix), face in zip(per_face, prepared, faces, strict=True)
+            for outputs, (_, matrix), (_, face) in zip(per_face, prepared, pairs, strict=True)
         ]
 
     def apply(self, frame: VisionFrame, faces: Sequence[Face]) -> list[Face]:
-        return [
-            with_landmarks(face, found, self.entry.id)
-            for face, found in zip(faces, self.landmarks(frame, faces), strict=True)
-        ]
+        return self.apply_many([frame], [faces])[0]
+
+    def apply_many(self, frames: Sequence[VisionFrame], faces: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """The faces of several frames, with landmarks, all through the model together."""
+        for frame in frames:
+            check_frame(frame)
+        pairs = [(frame, face) for frame, found in zip(frames, faces, strict=True) for face in found]
+        marked = iter(self._landmarks(pairs))
+        return [[with_landmarks(face, next(marked), self.entry.id) for face in found] for found in faces]
 
 
 def with_landmarks(face: Face, found: Landmarks, model_id: str) -> Face:
@@ -127,6 +141,10 @@ class AutoLandmarker:
         if model_id not in self._landmarkers:
             self._landmarkers[model_id] = Landmarker(self.runtime, model_id)
         return self._landmarkers[model_id]
+
+    def apply_many(self, frames: Sequence[VisionFrame], faces: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """Frame by frame: each face's chain of models is decided by what the last one answered."""
+        return [self.apply(frame, found) for frame, found in zip(frames, faces, strict=True)]
 
     def apply(self, frame: VisionFrame, faces: Sequence[Face]) -> list[Face]:
         """Each face with the first confident landmarks of its chain (else the most confident); faces

@@ -3,8 +3,9 @@
 The published face models are exported at batch 1: their inputs and outputs say 1, and a few nodes bake
 the 1 in (Reshape targets such as [1, 1024, 1, 1]). The surgery names the leading axis of every input
 and output of rank 2 or more `batch`, drops the intermediate shape annotations (they would pin it to 1
-again), and rewrites constant Reshape targets whose first entry is 1 to take the batch from their input
-(-1 when the target has no other -1, else 0, "copy this axis"). Anything else that bakes the batch in
+again), rewrites constant Reshape targets whose first entry is 1 to take the batch from their input
+(-1 when the target has no other -1, else 0, "copy this axis"), and turns Resize to constant sizes
+[1, C, H, W] into Resize by the equivalent scales. Anything else that bakes the batch in
 (a constant concatenated to the features, an Expand to a fixed shape) is not guessed at: the rewritten
 file is only used after batched outputs were shown to equal per-item ones (app.inference.rewrites), and
 a model that fails stays at batch 1.
@@ -69,6 +70,52 @@ def _free_reshapes(graph: onnx.GraphProto) -> int:
     return rewritten
 
 
+def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape where the batch-1 graph pins it down (onnx shape inference)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(d.dim_value for d in dims)
+    return shapes
+
+
+def _free_resizes(graph: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) -> int:
+    """Resize to constant `sizes` [1, C, H, W] becomes Resize by the same `scales` [1, 1, sy, sx], which
+    holds for any batch (the output sides are floor(side × scale), the same numbers)."""
+    constants = _constant_values(graph)
+    rewritten = 0
+    for index, node in enumerate(graph.node):
+        if node.op_type != "Resize" or len(node.input) < 4 or node.input[3] not in constants:
+            continue
+        sizes = constants[node.input[3]]
+        source = shapes.get(node.input[0])
+        if (
+            sizes.ndim != 1
+            or sizes.size < 1
+            or int(sizes[0]) != 1
+            or source is None
+            or len(source) != sizes.size
+        ):
+            continue
+        scales = (sizes.astype(np.float64) / np.asarray(source, dtype=np.float64)).astype(np.float32)
+        name = f"{node.input[3]}__scales{index}"
+        graph.initializer.append(numpy_helper.from_array(scales, name))
+        kept = [node.input[0], node.input[1]]  # the image and roi; `sizes` goes, `scales` comes
+        del node.input[:]
+        node.input.extend([*kept, name])
+        rewritten += 1
+    return rewritten
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
 def make_batch_dynamic(source: Path, target: Path) -> str | None:
     """Write `source` with a dynamic batch axis to `target`; None when done, else why it cannot be."""
     model = onnx.load(str(source))
@@ -81,13 +128,13 @@ def make_batch_dynamic(source: Path, target: Path) -> str | None:
     batched_outputs = [value.name for value in graph.output if _name_leading_axis(value)]
     if len(batched_outputs) != len(graph.output):
         return "an output has no leading axis of 1 (it would not hold the batch)"
+    shapes = _static_shapes(model)
     del graph.value_info[:]
-    reshapes = _free_reshapes(graph)
+    reshapes = _free_reshapes(graph) + _free_resizes(graph, shapes)
+    _drop_unused_initializers(graph)  # the replaced targets
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     onnx.save(model, str(partial))
     partial.replace(target)
-    log.info(
-        "%s: batch axis on %s; %d reshape target(s) freed", source.name, ", ".join(batched_inputs), reshapes
-    )
+    log.info("%s: batch axis on %s; %d node(s) freed", source.name, ", ".join(batched_inputs), reshapes)
     return None

@@ -27,6 +27,7 @@ from app.inference.discovery import ProviderStatus, discover
 from app.inference.errors import ModelInputError, ModelNotReadyError
 from app.inference.fallbacks import FALLBACK_FILE, FallbackEvent, FallbackLog
 from app.inference.faults import FaultPlan
+from app.inference.graph_runs import BATCH_BUCKETS
 from app.inference.loaded_model import LoadSpec, ModelFile, ModelVariant, Tensors
 from app.inference.pool import PoolLimits, SessionKey, SessionPool
 from app.inference.providers import GRAPH_PROVIDERS, Hint, Precision, Provider, fallback_chain, parse_hint
@@ -77,6 +78,8 @@ class InferenceRuntime:
         self._specs: dict[tuple[str, Precision], LoadSpec] = {}
         self._specs_lock = threading.Lock()
         self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
+        # Items per model call when callers batch: the largest CUDA-graph bucket, so batches replay.
+        self.batch_limit = BATCH_BUCKETS[-1]
         self.call_log: CallLog | None = None  # attach one to count model calls (the benchmark does)
         self.fallbacks.subscribe(_report_fallback)  # to the opt-in local telemetry (a no-op when off)
 

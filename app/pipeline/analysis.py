@@ -114,11 +114,41 @@ class FrameAnalyser:
             found = self._found(frame, index, timer, t)
             if key is not None and self.cache is not None:
                 self.cache.put(key, found)
-        chosen = [
+        return found, self._chosen(found)
+
+    @property
+    def batches_frames(self) -> bool:
+        """Whether frames may be analysed several at a time: only without tracking, where no frame's
+        faces depend on the one before."""
+        return self.tracker is None
+
+    def analyse_many(
+        self, frames: list[VisionFrame], timer: StageTimer | None = None, times: list[float] | None = None
+    ) -> list[list[Face]]:
+        """The faces to swap in each frame (at `times`), their detections and landmarks each in one
+        batched pass where the models take a batch. Without tracking only; with it, one by one."""
+        if not self.batches_frames or len(frames) == 1:
+            at = times or [None] * len(frames)  # type: ignore[list-item]
+            return [self.analyse(frame, timer=timer, t=t) for frame, t in zip(frames, at, strict=True)]
+        self._timer = timer or StageTimer()
+        with self._timer.stage("detect"):
+            found = self.detector.detect_many(frames)
+        if self.landmarker is not None and any(found):
+            with self._timer.stage("landmarks"):
+                found = self.landmarker.apply_many(frames, found)
+        if self.recogniser is not None:
+            with self._timer.stage("recognise"):
+                found = [
+                    self.recogniser.embed(f, faces) if faces else faces
+                    for f, faces in zip(frames, found, strict=True)
+                ]
+        return [self._chosen(faces) for faces in found]
+
+    def _chosen(self, found: list[Face]) -> list[Face]:
+        return [
             s.face if s.identity is None else dataclasses.replace(s.face, reference=s.identity)
             for s in select(found, self.selection, self.references)
         ]
-        return found, chosen
 
     def _found(
         self, frame: VisionFrame, index: int | None, timer: StageTimer | None, t: float | None

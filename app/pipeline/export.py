@@ -31,7 +31,14 @@ from app.media.i420 import I420, rgb_to_i420
 from app.media.segments import SegmentedVideoWriter
 from app.media.video import VideoSource, open_video
 from app.pipeline.frame_swap import FrameSwapper
-from app.pipeline.job_state import CONTENT_CHECK_SECONDS, JobCancelledError, JobReport, JobState, SwapJob
+from app.pipeline.job_state import (
+    CONTENT_CHECK_SECONDS,
+    JobCancelledError,
+    JobReport,
+    JobState,
+    Stage,
+    SwapJob,
+)
 from app.pipeline.sources import NoFaceError
 from app.pipeline.workers import OrderedPool, PipelineError
 from app.processing.content import ContentBlockedError
@@ -223,10 +230,10 @@ def _feed(
     batch: int,
     cancel: threading.Event | None,
 ) -> None:
-    """The feeder thread: frames in order through the analyser, into the pool in chunks of `batch`."""
-    index = start  # the output frame being analysed
-    chunk: list[_Analysed] = []
-    analyser = state.stage_at(max(0, start - 1)).analyser
+    """The feeder thread: frames in order through the analyser, into the pool in chunks of `batch`.
+    Without tracking, frames are analysed `batch` at a time (their detections and landmarks in
+    batched model calls); with it, one by one, since each frame's faces follow from the last."""
+    feed = _Feeder(state, pool, writer, every, batch, start)
     try:
         while True:
             with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
@@ -237,39 +244,83 @@ def _feed(
                 raise JobCancelledError(
                     f"Cancelled: {state.job.output} was not written (its segments are kept)"
                 )
-            stage = state.stage_at(index)
-            if stage.analyser is not analyser:  # a marker that changes what is detected: fresh tracks
-                analyser = stage.analyser
-                analyser.reset()
-            if chunk and chunk[-1].swapper is not stage.swapper:
-                pool.submit(chunk)  # a chunk is rendered by one swapper
-                chunk = []
-            faces = analyser.analyse(frame.image, timer=state.timer, t=frame.time_s)
-            at_segment_end = writer.ends_segment(index)
-            ready = None
-            if frame.image.is_cuda:
-                ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
-                ready.record()
-            chunk.append(
+            feed.add(frame)
+        feed.flush()
+        feed.submit()
+        pool.close()
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+        pool.fail(exc, f"analysis of frame {feed.index} of {state.job.target}")
+
+
+class _Feeder:
+    """Groups frames for analysis (one stage at a time) and analysed frames into worker chunks."""
+
+    def __init__(
+        self,
+        state: JobState,
+        pool: OrderedPool[list[_Analysed], list[_Rendered]],
+        writer: SegmentedVideoWriter,
+        every: int,
+        batch: int,
+        start: int,
+    ) -> None:
+        self.state, self.pool, self.writer, self.every, self.batch = state, pool, writer, every, batch
+        self.index = start  # the next output frame to be analysed
+        self.analyser = state.stage_at(max(0, start - 1)).analyser
+        self.group: list[QueuedFrame] = []  # frames waiting to be analysed together
+        self.group_stage: Stage | None = None
+        self.chunk: list[_Analysed] = []
+
+    def add(self, frame: QueuedFrame) -> None:
+        stage = self.state.stage_at(self.index + len(self.group))
+        if self.group and stage is not self.group_stage:
+            self.flush()
+        if stage.analyser is not self.analyser:  # a marker that changes what is detected: fresh tracks
+            self.analyser = stage.analyser
+            self.analyser.reset()
+        self.group.append(frame)
+        self.group_stage = stage
+        if not self.analyser.batches_frames or len(self.group) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Analyse the waiting frames, then hand them to the chunk."""
+        if not self.group or self.group_stage is None:
+            return
+        stage, group = self.group_stage, self.group
+        self.group = []
+        faces = self.analyser.analyse_many(
+            [f.image for f in group], timer=self.state.timer, times=[f.time_s for f in group]
+        )
+        ready = None
+        if group[0].image.is_cuda:
+            ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            ready.record()
+        for frame, found in zip(group, faces, strict=True):
+            if self.chunk and self.chunk[-1].swapper is not stage.swapper:
+                self.submit()  # a chunk is rendered by one swapper
+            at_segment_end = self.writer.ends_segment(self.index)
+            self.chunk.append(
                 _Analysed(
-                    index,
+                    self.index,
                     frame,
-                    faces,
-                    check_content=index % every == 0,
-                    checkpoint=analyser.state() if at_segment_end else None,
+                    found,
+                    check_content=self.index % self.every == 0,
+                    # Grouped frames come only from stateless analysers, whose state is the same after
+                    # every frame of the group.
+                    checkpoint=self.analyser.state() if at_segment_end else None,
                     ready=ready,
                     swapper=stage.swapper,
                 )
             )
-            index += 1
-            if len(chunk) == batch:
-                pool.submit(chunk)
-                chunk = []
-        if chunk:
-            pool.submit(chunk)
-        pool.close()
-    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-        pool.fail(exc, f"analysis of frame {index} of {state.job.target}")
+            self.index += 1
+            if len(self.chunk) == self.batch:
+                self.submit()
+
+    def submit(self) -> None:
+        if self.chunk:
+            self.pool.submit(self.chunk)
+            self.chunk = []
 
 
 def _render(state: JobState, items: list[_Analysed]) -> list[_Rendered]:

@@ -13,7 +13,9 @@ import torch
 from PIL import Image
 from skimage import data
 
+from app.core.settings import InferenceSettings
 from app.inference.calls import CallLog
+from app.inference.providers import Provider
 from app.inference.runtime import InferenceRuntime
 from app.media.video import open_video
 from app.models.catalog import Catalog, TensorSpec, load_catalog
@@ -22,6 +24,7 @@ from app.pipeline.job_state import EngineOptions, SwapJob
 from app.pipeline.jobs import run_swap
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
 from app.processing.settings import ProcessingSettings, SwapSettings
+from app.tracking.face_tracker import TrackingSettings
 from tests.support.media import make_clip
 from tools.make_standins import make_standins
 from tools.real_models import REAL_SCRFD_ID, real_scrfd_store
@@ -98,3 +101,63 @@ def test_a_batched_export_makes_fewer_swapper_calls_and_the_same_frames(
     # batch 4 sends 16 tiles (4 frames) per call
     assert calls[1] == 20 and calls[4] == 5
     assert all(torch.equal(a, b) for a, b in zip(outputs[1], outputs[4], strict=True))
+
+
+@pytest.fixture(scope="module")
+def rewriting_runtime(
+    runtime: InferenceRuntime, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InferenceRuntime]:
+    """The same models, on a stand-in CUDA (ORT's CPU provider): batch-axis rewrites are made there,
+    so the real SCRFD export gets a batch axis as it would on a GPU."""
+    backed = InferenceRuntime(
+        runtime.store,
+        InferenceSettings(precision="fp32"),
+        cache_root=tmp_path_factory.mktemp("rewrites"),
+        backends={Provider.CUDA: "CPUExecutionProvider"},
+    )
+    yield backed
+    backed.close()
+
+
+def test_without_tracking_frames_are_analysed_in_batched_detector_calls(
+    rewriting_runtime: InferenceRuntime, tmp_path: Path
+) -> None:
+    runtime = rewriting_runtime
+    assert runtime.takes_a_batch(REAL_SCRFD_ID)  # the surgery passed its gate on the real detector
+    face = tmp_path / "face.png"
+    Image.fromarray(data.astronaut()).save(face)
+    clip = make_clip(
+        tmp_path / "clip.mp4", seconds=0.6, fps=20, size=(320, 320), image=data.astronaut(), audio=False
+    )
+    settings = PipelineSettings(
+        analysis=AnalysisSettings(detector=REAL_SCRFD_ID),
+        tracking=TrackingSettings(enabled=False),
+        processing=ProcessingSettings(swap=SwapSettings(swapper=f"{BATCHED}@identity")),
+    )
+    outputs, detector_calls, swapped = {}, {}, {}
+    for batch in (1, 4):
+        log = CallLog()
+        runtime.call_log = log
+        try:
+            report = run_swap(
+                runtime,
+                SwapJob(
+                    sources=(face,), target=clip, output=tmp_path / f"t{batch}.mp4", settings=settings,
+                    engine=EngineOptions(workers=2, batch=batch, queue=16), audio=False,
+                ),
+            )  # fmt: skip
+        finally:
+            runtime.call_log = None
+        assert report.frames == 12 and report.faces_swapped >= 10
+        swapped[batch] = report.faces_swapped
+        detector_calls[batch] = {
+            sig.inputs[0][1][0]: n for sig, n in log.snapshot().items() if sig.model_id == REAL_SCRFD_ID
+        }
+        with open_video(tmp_path / f"t{batch}.mp4") as video:
+            outputs[batch] = [frame.image.int() for frame in video.frames()]
+    # 12 frames: one frame per call, or three calls of 4 frames (the source photo is one more single call)
+    assert detector_calls[1] == {1: 13}
+    assert detector_calls[4] == {1: 1, 4: 3}
+    assert swapped[1] == swapped[4]
+    for a, b in zip(outputs[1], outputs[4], strict=True):
+        assert (a - b).abs().max() <= 2  # a batched convolution may round differently in the last bit
