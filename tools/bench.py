@@ -1,33 +1,42 @@
-"""The benchmark behind `python main.py bench`: the whole pipeline on generated clips, measured.
+"""The benchmark behind `python main.py bench`: the pipeline users run, on models that cost what theirs do.
 
-For each clip size (720p and 1080p by default) it generates a clip of a real face (the newton.png
-painting from the scrfd sdist) gliding over a test card, then:
+The pipeline is the one the real-time targets are set for: YOLOv8-face detection on every frame (no
+tracking), 2DFAN4 landmarks, ArcFace for the source, inswapper_128, GFPGAN 1.4 and the box mask, on a
+1080p 30 fps clip of one face. Its models are FLOP-matched stand-ins (tools/flop_standins.py: the real
+models' tensor specs, GFLOPs and parameter counts, random weights), built once on the machine that runs
+the benchmark, or with `real` the user's installed models. The report names each stand-in as such.
 
-1. warms every model up on a short clip;
-2. exports the clip once with per-stage timing, on one worker (the GPU is synchronised at each stage
-   edge, so each stage's time is its own): per-stage p50/p95;
-3. exports it again, unprofiled, as a user would: export fps, GPU utilisation, peak VRAM and host RAM,
-   and a log of every model call (model, input shapes);
-4. replays each distinct model call alone to learn its isolated cost: pipeline efficiency is the sum of
-   the isolated costs of a frame's model calls over the end-to-end time per frame (1.0: the GPU never
-   waits on anything but models; the rest is decode, encode, pre/post-processing and hand-offs);
-5. plays the clip in real time through live mode (latest-frame-wins, as from a webcam): latency p50/p99
-   from capture to swapped pixels, live fps and skipped frames.
+It measures, in this order (the whole commands first, while this process has not touched the GPU):
 
-Models: the real SCRFD detector from the scrfd sdist, and compute stand-ins for the rest (convolution
-trunks with the real models' tensor specs, so the figures mean something) unless `real` is asked for
-and the real models are installed. Stand-ins are named as such in the report.
+1. the whole command as a user types it (`main.py swap --settings …` in a fresh process), cold (empty
+   caches: fp16 conversions, graph probes, engine caches) and again warm: its wall time, the time from
+   launch to the first swapped frame written, and the process's peak VRAM and host RAM;
+2. in this process, on warm sessions: one export profiled stage by stage (the GPU synchronised at each
+   stage edge, one worker), then one as a user runs it: steady fps (first to last frame), GPU busy %,
+   and every model call it made (model, input shapes);
+3. the limit: each of those calls replayed alone (median of ISOLATED_RUNS), summed per frame: the time
+   a frame would take if the GPU only ever ran models; the measured time per frame as a ratio of it;
+4. live mode on the clip played in real time at the clip's rate (latest frame wins, as from a webcam):
+   latency p50/p99 from capture to swapped pixels and skipped frames; then faster and faster until it
+   can no longer keep up: the highest rate live sustains;
+5. one image swapped (the clip's first frame as a PNG), warm;
+
+then sets each figure beside its target (TARGETS).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,6 +52,7 @@ from app.core.errors import DoppelError
 from app.core.profiling import StageTimer
 from app.core.resources import ResourceSampler
 from app.core.settings import InferenceSettings
+from app.faces.detector import DetectionSettings
 from app.inference.calls import CallLog
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Catalog, load_catalog
@@ -50,31 +60,43 @@ from app.models.store import ModelStore
 from app.pipeline.job_state import EngineOptions, JobState, SwapJob
 from app.pipeline.jobs import run_swap
 from app.pipeline.live import LivePipeline, PacedVideo
-from app.pipeline.presets import Preset, preset_pipeline
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
+from app.processing.settings import MaskSettings, ProcessingSettings, RestoreSettings, SwapSettings
+from app.tracking.face_tracker import TrackingSettings
 from tools.fetch_test_assets import fetch
-from tools.make_standins import ComputeSize, make_standins
-from tools.real_models import REAL_SCRFD_ID, real_scrfd_store
+from tools.flop_standins import TARGETS as FLOP_TARGETS
+from tools.flop_standins import describe, make_flop_standins
 
 log = logging.getLogger(__name__)
 
 NAMED_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "480p": (854, 480), "240p": (320, 240)}
-MODEL_IDS = ("inswapper_128_fp16", "arcface_w600k_r50", "gfpgan_1.4", "occluder")
+PIPELINE = {
+    "detector": "yolov8n_face",
+    "landmarker": "2dfan4",
+    "recogniser": "arcface_w600k_r50",
+    "swapper": "inswapper_128",
+    "restorer": "gfpgan_1.4",
+}
+MODEL_IDS = tuple(PIPELINE.values())
 ISOLATED_RUNS = 20
+LIVE_SECONDS = 3.0
+LIVE_RATES = (30, 60, 90, 120, 150, 180, 240)  # tried in turn for the highest sustained rate
+SUSTAINED = 0.97  # a rate is sustained when live delivers this share of its frames
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class BenchOptions:
-    folder: Path  # work folder: assets, stand-ins (kept between runs), clips
-    sizes: tuple[str, ...] = ("720p", "1080p")
-    seconds: float = 3.0
+    folder: Path  # work folder: assets, stand-ins (kept between runs), clips, caches
+    size: str = "1080p"
+    seconds: float = 10.0
     fps: int = 30
-    preset: Preset = Preset.BALANCED
     provider: str | None = None
     workers: int = 0
-    compute: ComputeSize = field(default_factory=lambda: ComputeSize(64, 6))
     real_store: ModelStore | None = None  # the user's installed models, when `--real`
     live: bool = True
+    whole_command: bool = True
+    standin_scale: float = 1.0  # < 1: tiny stand-ins of the same graphs (tests), not the real cost
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -86,60 +108,67 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def bench_settings() -> PipelineSettings:
+    return PipelineSettings(
+        analysis=AnalysisSettings(
+            detector=PIPELINE["detector"],
+            detection=DetectionSettings(score=0.5, size=640, max_faces=8),
+            landmarker=PIPELINE["landmarker"],
+        ),
+        tracking=TrackingSettings(enabled=False),  # detection on every frame
+        processing=ProcessingSettings(
+            swap=SwapSettings(swapper=PIPELINE["swapper"]),
+            restore=RestoreSettings(restorer=PIPELINE["restorer"]),
+            mask=MaskSettings(box=True),
+        ),
+    )
+
+
 # -- set-up ------------------------------------------------------------------------------------------
 
 
-def bench_store(options: BenchOptions, say: Callable[[str], None]) -> tuple[ModelStore, dict[str, str]]:
-    """The models: real SCRFD plus compute stand-ins (or the user's real models). Returns the store
-    and, per model, what it is."""
-    assets = fetch(options.folder / "assets", sample_photos=False)
+def bench_store(options: BenchOptions, say: Callable[[str], None]) -> tuple[ModelStore, dict[str, Any]]:
+    """The models (FLOP-matched stand-ins, or the user's real ones) and, per model, what it is."""
     if options.real_store is not None:
-        missing = [
-            i for i in MODEL_IDS if not options.real_store.status(options.real_store.catalog.get(i)).usable
-        ]
+        store = options.real_store
+        missing = [i for i in MODEL_IDS if not store.status(store.catalog.get(i)).usable]
         if missing:
             raise DoppelError(f"--real: these models are not installed: {', '.join(missing)}")
-        scrfd = real_scrfd_store(assets, options.real_store.root)
-        catalog = options.real_store.catalog.merged([scrfd.catalog.get(REAL_SCRFD_ID)])
-        return ModelStore(options.real_store.root, catalog), dict.fromkeys(MODEL_IDS, "real")
-    size = options.compute
-    models = options.folder / f"standins-w{size.width}-d{size.depth}"
+        return store, {i: {"kind": "real"} for i in MODEL_IDS}
     catalog = load_catalog()
-    if not all((models / catalog.get(i).file).is_file() for i in MODEL_IDS):
-        say(f"Building compute stand-ins (width {size.width}, depth {size.depth}) in {models} …")
-        make_standins(models, catalog, list(MODEL_IDS), compute=size)
-    scrfd = real_scrfd_store(assets, models)
-    store = ModelStore(
-        models, Catalog([scrfd.catalog.get(REAL_SCRFD_ID), *(catalog.get(i) for i in MODEL_IDS)])
-    )
-    kinds = {i: f"compute stand-in (width {size.width}, depth {size.depth})" for i in MODEL_IDS}
-    return store, {REAL_SCRFD_ID: "real (scrfd==0.3.0 sdist)", **kinds}
+    scale = options.standin_scale
+    models = options.folder / ("flop-standins" if scale == 1.0 else f"standins-x{scale:g}")
+    probe = ModelStore(models, Catalog([catalog.get(i) for i in MODEL_IDS]))
+    if not all(probe.status(probe.catalog.get(i)).usable for i in MODEL_IDS):
+        say(f"Building FLOP-matched stand-ins in {models} (once per machine) …")
+        make_flop_standins(models, catalog, list(MODEL_IDS), scale)
+        probe = ModelStore(models, probe.catalog)
+    assert all(i in FLOP_TARGETS for i in MODEL_IDS)
+    return probe, {i: describe(catalog.get(i), scale) for i in MODEL_IDS}
 
 
-def make_bench_clip(path: Path, size: tuple[int, int], seconds: float, fps: int, face: np.ndarray) -> Path:
-    """A clip of `face` gliding and growing over a test card (H.264, yuv420p, a keyframe a second)."""
+def make_bench_clip(path: Path, size: tuple[int, int], frames: int, fps: int, face: np.ndarray) -> Path:
+    """`face` at the frame's centre, half its height, swaying a little over a test card (H.264,
+    yuv420p, a keyframe a second). The stand-in detector reports a face there (FACE_BOX)."""
     if path.is_file():
         return path
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
-    card = np.stack([x * 255 // width, y * 255 // height, ((x // 40 + y // 40) % 2) * 160], axis=2).astype(
-        np.uint8
-    )
-    frames = max(1, round(seconds * fps))
+    card = np.stack([x * 255 // width, y * 255 // height, ((x // 40 + y // 40) % 2) * 160], axis=2)
+    card = card.astype(np.uint8)
+    side = height // 2
+    scaled = np.asarray(Image.fromarray(face).resize((side, side)))
     partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(partial), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast", "g": str(fps)}
         for index in range(frames):
-            t = index / max(1, frames - 1)
-            side = int(min(width, height) * (0.45 + 0.15 * t))
-            scaled = np.asarray(Image.fromarray(face).resize((side, side * face.shape[0] // face.shape[1])))
-            top = (height - scaled.shape[0]) // 2 + int(0.05 * height * np.sin(2 * np.pi * t))
-            left = int((width - side) * (0.2 + 0.6 * t))
+            sway = int(0.02 * width * np.sin(2 * np.pi * index / max(1, fps * 2)))
+            top, left = (height - side) // 2, (width - side) // 2 + sway
             image = card.copy()
-            bottom, right = min(height, top + scaled.shape[0]), min(width, left + side)
-            image[max(0, top) : bottom, left:right] = scaled[max(0, -top) : bottom - top, : right - left]
+            image[top : top + side, left : left + side] = scaled
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -148,13 +177,104 @@ def make_bench_clip(path: Path, size: tuple[int, int], seconds: float, fps: int,
     return path
 
 
-# -- measuring ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs:
+    store: ModelStore
+    face: Path
+    clip: Path
+    warm_clip: Path
+    still: Path
+    settings_file: Path
+    out: Path
+
+
+def _inputs(options: BenchOptions, store: ModelStore, say: Callable[[str], None]) -> Inputs:
+    assets = fetch(options.folder / "assets", sample_photos=False)
+    face_path = assets / "newton.png"
+    size = parse_size(options.size)
+    face = np.asarray(Image.open(face_path).convert("RGB"))
+    frames = max(1, round(options.seconds * options.fps))
+    clips = options.folder / "clips"
+    say(f"Clip: {size[0]}x{size[1]}, {frames} frames at {options.fps} fps")
+    clip = make_bench_clip(
+        clips / f"bench-{size[0]}x{size[1]}-{frames}-{options.fps}.mp4", size, frames, options.fps, face
+    )
+    warm = make_bench_clip(clips / f"warm-{size[0]}x{size[1]}.mp4", size, 10, options.fps, face)
+    still = clips / f"still-{size[0]}x{size[1]}.png"
+    if not still.is_file():
+        with av.open(str(clip)) as container:
+            first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+        Image.fromarray(first).save(still)
+    out = options.folder / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    settings_file = options.folder / "bench-settings.json"
+    settings_file.write_text(bench_settings().model_dump_json(indent=2), encoding="utf-8")
+    return Inputs(store, face_path, clip, warm, still, settings_file, out)
+
+
+# -- 1. the whole command ----------------------------------------------------------------------------
+
+
+def swap_command(inputs: Inputs, options: BenchOptions, output: Path) -> list[str]:
+    command = [
+        sys.executable, str(REPO / "main.py"), "swap", "--json",
+        "--models-dir", str(inputs.store.root),
+        "--source", str(inputs.face), "--target", str(inputs.clip), "--output", str(output),
+        "--settings", str(inputs.settings_file), "--no-resume",
+    ]  # fmt: skip
+    if options.provider:
+        command += ["--providers", options.provider]
+    if options.workers:
+        command += ["--workers", str(options.workers)]
+    return command
+
+
+def whole_command(inputs: Inputs, options: BenchOptions, cache: Path, label: str) -> dict[str, Any]:
+    """`main.py swap` in a fresh process with `cache` as its cache folder: wall time, launch to the
+    first swapped frame, peak VRAM (the device's, above what it used before) and host RAM."""
+    output = inputs.out / f"command-{label}.mp4"
+    environment = {**os.environ, "DOPPEL_CACHE_DIR": str(cache)}
+    with ResourceSampler() as before:
+        pass
+    baseline_vram = before.report().gpu_mem_peak_mb or 0.0
+    baseline_rss = before.report().host_rss_peak_mb or 0.0
+    with ResourceSampler() as sampler:
+        launched = time.time()
+        started = time.perf_counter()
+        done = subprocess.run(
+            swap_command(inputs, options, output), env=environment, capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise DoppelError(
+            f"bench: `main.py swap` ({label}) failed with exit {done.returncode}:\n{done.stderr[-2000:]}"
+        )
+    report = json.loads(done.stdout)
+    resources = sampler.report()
+    first = report.get("first_frame_at")
+    return {
+        "seconds": round(seconds, 2),
+        "first_frame_s": round(first - launched, 2) if first else None,
+        "frames": report["frames"],
+        "processing_fps": report["fps"],
+        "peak_vram_mb": _minus(resources.gpu_mem_peak_mb, baseline_vram),
+        "peak_host_rss_mb": _minus(resources.host_rss_peak_mb, baseline_rss),
+        "encoder": report.get("encoder"),
+    }
+
+
+def _minus(value: float | None, baseline: float) -> float | None:
+    return None if value is None else round(value - baseline, 1)
+
+
+# -- 2, 3. export and its limit ------------------------------------------------------------------------
 
 
 def isolated_ms_per_frame(
     runtime: InferenceRuntime, log_: CallLog, frames: int, device: torch.device
 ) -> dict[str, float]:
-    """Per model: the time its calls of one frame take when replayed alone (median of ISOLATED_RUNS)."""
+    """Per model: the time its calls of one frame take when replayed alone (median of ISOLATED_RUNS),
+    at the batch sizes and precision the export used."""
     per_model: dict[str, float] = {}
     for signature, count in log_.snapshot().items():
         feeds = {
@@ -177,122 +297,196 @@ def isolated_ms_per_frame(
     return per_model
 
 
+def export_figures(
+    runtime: InferenceRuntime, inputs: Inputs, options: BenchOptions, say: Callable[[str], None]
+) -> dict[str, Any]:
+    settings = bench_settings()
+
+    def job(target: Path, name: str, workers: int = options.workers) -> SwapJob:
+        return SwapJob(
+            sources=(inputs.face,),
+            target=target,
+            output=inputs.out / name,
+            settings=settings,
+            engine=EngineOptions(workers=workers, resume=False),
+        )
+
+    say("Export: warming up …")
+    run_swap(runtime, job(inputs.warm_clip, "warm.mp4"))
+    say("Export: profiled, stage by stage …")
+    # One worker while profiling: the GPU is synchronised device-wide at stage edges, so with several
+    # workers a stage would also be charged for the others' kernels.
+    profiled = run_swap(runtime, job(inputs.clip, "profiled.mp4", workers=1), profile=True)
+    say("Export: as a user runs it …")
+    calls = CallLog()
+    runtime.call_log = calls
+    try:
+        with ResourceSampler(runtime.settings.device_index) as sampler:
+            report = run_swap(runtime, job(inputs.clip, "export.mp4"))
+            finished = time.time()
+        resources = sampler.report()
+    finally:
+        runtime.call_log = None
+    first = report.first_frame_at or finished
+    steady_ms = (finished - first) * 1000.0 / max(1, report.frames - 1)
+    say("Limit: each model call alone …")
+    isolated = isolated_ms_per_frame(runtime, calls, report.frames, torch.device(report.device))
+    limit = sum(isolated.values())
+    return {
+        "frames": report.frames,
+        "faces_swapped": report.faces_swapped,
+        "device": report.device,
+        "workers": report.workers,
+        "batch": report.batch,
+        "decoder": report.decoder,
+        "encoder": report.encoder,
+        "job_fps": round(report.fps, 2),
+        "steady_fps": round(1000.0 / steady_ms, 2) if steady_ms > 0 else None,
+        "measured_ms_per_frame": round(steady_ms, 2),
+        "limit_ms_per_frame": round(limit, 2),
+        "ratio_to_limit": round(steady_ms / limit, 2) if limit else None,
+        "isolated_model_ms_per_frame": {k: round(v, 3) for k, v in isolated.items()},
+        "calls": {f"{s.model_id} {list(s.inputs[0][1])}": n for s, n in calls.snapshot().items()},
+        "stages_ms": {
+            name: {"p50": round(s.p50_ms, 2), "p95": round(s.p95_ms, 2), "count": s.count}
+            for name, s in profiled.stage_stats.items()
+        },
+        "resources": resources.to_json(),
+    }
+
+
+# -- 4. live -------------------------------------------------------------------------------------------
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
 
-def live_latency(state: JobState, clip: Path, seconds: float) -> dict[str, Any]:
-    """Live mode on the clip played in real time; the sink copies to the host as a preview would."""
-    source = PacedVideo(clip)
-    sink_frames: list[int] = []
+def live_run(
+    runtime: InferenceRuntime, inputs: Inputs, rate: float, clip_fps: int, seconds: float
+) -> dict[str, Any]:
+    """Live mode on the clip played at `rate` frames per second (looping); the sink copies to the host
+    as a preview would."""
+    job = SwapJob(
+        sources=(inputs.face,), target=inputs.clip, output=inputs.out / "live.mp4", settings=bench_settings()
+    )
+    timer = StageTimer()
+    state = JobState(runtime, job, timer)
+    source = PacedVideo(inputs.clip, loop=True, speed=rate / clip_fps)
 
     def preview(frame: torch.Tensor, captured: Any) -> None:
         frame.cpu()
-        sink_frames.append(captured.sequence)
 
-    pipeline = LivePipeline(state.analyser, state.swapper, source, [preview], state.device, state.timer)
+    pipeline = LivePipeline(state.analyser, state.swapper, source, [preview], state.device, timer)
     try:
-        report = pipeline.run(seconds=seconds + 1.0)
+        report = pipeline.run(seconds=seconds)
     finally:
         source.close()
+    offered = report.frames + report.skipped + source.dropped
     return {
+        "rate": rate,
         "frames": report.frames,
         "fps": round(report.fps, 2),
         "skipped": report.skipped + source.dropped,
+        "delivered_share": round(report.frames / offered, 3) if offered else None,
         "latency_p50_ms": _percentile(report.latency_ms, 50),
         "latency_p99_ms": _percentile(report.latency_ms, 99),
     }
 
 
-def bench_size(
-    runtime: InferenceRuntime,
-    options: BenchOptions,
-    size_name: str,
-    face_path: Path,
-    say: Callable[[str], None],
+def live_figures(
+    runtime: InferenceRuntime, inputs: Inputs, options: BenchOptions, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    size = parse_size(size_name)
-    clips = options.folder / "clips"
-    clips.mkdir(parents=True, exist_ok=True)
-    face = np.asarray(Image.open(face_path).convert("RGB"))
-    tag = f"{size[0]}x{size[1]}-{options.seconds:g}s-{options.fps}"
-    clip = make_bench_clip(clips / f"bench-{tag}.mp4", size, options.seconds, options.fps, face)
-    warm = make_bench_clip(clips / f"warm-{size[0]}x{size[1]}.mp4", size, 0.3, options.fps, face)
-    settings = _settings(runtime, options)
-    engine = EngineOptions(workers=options.workers, resume=False)
-    out = options.folder / "out"
-    out.mkdir(exist_ok=True)
-
-    def job(target: Path, name: str, options: EngineOptions = engine) -> SwapJob:
-        return SwapJob(
-            sources=(face_path,), target=target, output=out / name, settings=settings, engine=options
-        )
-
-    say(f"{size_name}: warming up …")
-    run_swap(runtime, job(warm, "warm.mp4"))
-    say(f"{size_name}: profiled export …")
-    # One worker while profiling: the GPU is synchronised device-wide at stage edges, so with several
-    # workers a stage would also be charged for the others' kernels.
-    single = EngineOptions(workers=1, resume=False)
-    profiled = run_swap(runtime, job(clip, "profiled.mp4", single), profile=True)
-    say(f"{size_name}: export …")
-    calls = CallLog()
-    runtime.call_log = calls
-    try:
-        with ResourceSampler(runtime.settings.device_index) as sampler:
-            report = run_swap(runtime, job(clip, "export.mp4"))
-        resources = sampler.report()
-    finally:
-        runtime.call_log = None
-    device = torch.device(report.device)
-    e2e_ms = report.seconds * 1000.0 / max(1, report.frames)
-    isolated = isolated_ms_per_frame(runtime, calls, report.frames, device)
-    result: dict[str, Any] = {
-        "size": f"{size[0]}x{size[1]}",
-        "frames": report.frames,
-        "faces_swapped": report.faces_swapped,
-        "device": report.device,
-        "workers": report.workers,
-        "decoder": report.decoder,
-        "encoder": report.encoder,
-        "export_fps": round(report.fps, 2),
-        "e2e_ms_per_frame": round(e2e_ms, 2),
-        "stages_ms": {
-            name: {
-                "p50": round(s.p50_ms, 2),
-                "p95": round(s.p95_ms, 2),
-                "mean": round(s.mean_ms, 2),
-                "count": s.count,
-            }
-            for name, s in profiled.stage_stats.items()
-        },
-        "isolated_model_ms_per_frame": {k: round(v, 3) for k, v in isolated.items()},
-        "efficiency": round(sum(isolated.values()) / e2e_ms, 3) if e2e_ms else None,
-        "resources": resources.to_json(),
-        "tracking": report.tracking,
-    }
-    if options.live:
-        say(f"{size_name}: live …")
-        live_timer = StageTimer()
-        state = JobState(runtime, job(clip, "live.mp4"), live_timer)
-        result["live"] = live_latency(state, clip, options.seconds)
-        result["live"]["stages_ms"] = {k: round(v, 2) for k, v in live_timer.mean_ms().items()}
-    return result
+    seconds = max(1.0, min(LIVE_SECONDS, options.seconds))
+    say(f"Live at {options.fps} fps …")
+    live_run(runtime, inputs, options.fps, options.fps, 1.0)  # the live path's own warm-up
+    at_rate = live_run(runtime, inputs, options.fps, options.fps, seconds)
+    sustained, tries = None, []
+    for rate in LIVE_RATES:
+        say(f"Live at {rate} fps …")
+        attempt = live_run(runtime, inputs, rate, options.fps, seconds)
+        tries.append(attempt)
+        if (attempt["delivered_share"] or 0) < SUSTAINED:
+            break
+        sustained = rate
+    return {"at_clip_rate": at_rate, "highest_sustained_fps": sustained, "rates_tried": tries}
 
 
-def _settings(runtime: InferenceRuntime, options: BenchOptions) -> PipelineSettings:
-    def installed(model_id: str) -> bool:
-        catalog = runtime.store.catalog
-        return model_id in catalog and runtime.store.status(catalog.get(model_id)).usable
+# -- 5. one image -------------------------------------------------------------------------------------
 
-    base, _ = preset_pipeline(options.preset, installed, "inswapper_128_fp16")
-    analysis = AnalysisSettings(
-        detector=REAL_SCRFD_ID,
-        detection=base.analysis.detection,
-        landmarker=None,  # no landmark model is in the benchmark's set
-        selection=base.analysis.selection,
+
+def image_seconds(runtime: InferenceRuntime, inputs: Inputs) -> float:
+    job = SwapJob(
+        sources=(inputs.face,),
+        target=inputs.still,
+        output=inputs.out / "still.png",
+        settings=bench_settings(),
     )
-    return base.model_copy(update={"analysis": analysis})
+    run_swap(runtime, job)  # warm
+    started = time.perf_counter()
+    run_swap(runtime, job)
+    return round(time.perf_counter() - started, 3)
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+
+def execution(runtime: InferenceRuntime) -> dict[str, Any]:
+    """Per model: where and how it ran (provider, precision, CUDA graph, batch axis)."""
+    described: dict[str, Any] = {}
+    for model_id in MODEL_IDS:
+        try:
+            described[model_id] = runtime.describe(model_id)
+        except DoppelError as exc:
+            described[model_id] = {"error": str(exc)}
+    return described
+
+
+@dataclass(frozen=True)
+class Target:
+    figure: str
+    goal: str
+    met: Callable[[float], bool]
+    path: tuple[str, ...]
+
+
+TARGETS = (
+    Target("steady export fps", "≥ 150", lambda v: v >= 150, ("export", "steady_fps")),
+    Target("whole command, warm (s)", "≤ 6", lambda v: v <= 6, ("command", "warm", "seconds")),
+    Target("live skipped at 30 fps", "0", lambda v: v == 0, ("live", "at_clip_rate", "skipped")),
+    Target("live p50 latency (ms)", "≤ 15", lambda v: v <= 15, ("live", "at_clip_rate", "latency_p50_ms")),
+    Target("live p99 latency (ms)", "≤ 25", lambda v: v <= 25, ("live", "at_clip_rate", "latency_p99_ms")),
+    Target("highest sustained live fps", "≥ 90", lambda v: v >= 90, ("live", "highest_sustained_fps")),
+    Target(
+        "GPU busy during export (%)", "≥ 85", lambda v: v >= 85, ("export", "resources", "gpu_util_mean_pct")
+    ),
+    Target("measured / limit", "≤ 1.25", lambda v: v <= 1.25, ("export", "ratio_to_limit")),
+    Target("first swapped frame, warm (s)", "≤ 3", lambda v: v <= 3, ("command", "warm", "first_frame_s")),
+    Target("first swapped frame, cold (s)", "≤ 15", lambda v: v <= 15, ("command", "cold", "first_frame_s")),
+    Target(
+        "peak VRAM, whole command (MB)", "≤ 4096", lambda v: v <= 4096, ("command", "warm", "peak_vram_mb")
+    ),
+)
+
+
+def _lookup(report: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = report
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for target in TARGETS:
+        value = _lookup(results, target.path)
+        rows.append({
+            "figure": target.figure,
+            "target": target.goal,
+            "measured": value,
+            "met": None if value is None else bool(target.met(float(value))),
+        })  # fmt: skip
+    return rows
 
 
 def machine() -> dict[str, Any]:
@@ -311,20 +505,37 @@ def machine() -> dict[str, Any]:
 
 
 def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, Any]:
-    for name in options.sizes:
-        parse_size(name)  # refuse a bad size before minutes of set-up
-    store, kinds = bench_store(options, say)
-    face = options.folder / "assets" / "newton.png"
+    parse_size(options.size)  # refuse a bad size before minutes of set-up
+    started = time.perf_counter()
+    store, models = bench_store(options, say)
+    inputs = _inputs(options, store, say)
+    results: dict[str, Any] = {}
+    if options.whole_command:
+        cache = options.folder / "command-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        say("Whole command, cold (empty caches) …")
+        cold = whole_command(inputs, options, cache, "cold")
+        say("Whole command, warm (second launch) …")
+        warm = whole_command(inputs, options, cache, "warm")
+        results["command"] = {"cold": cold, "warm": warm}
     inference = InferenceSettings(**({"provider": options.provider} if options.provider else {}))
-    runtime = InferenceRuntime(store, inference, cache_root=options.folder / "cache")
+    runtime = InferenceRuntime(store, inference, cache_root=options.folder / "command-cache")
     try:
-        results = {name: bench_size(runtime, options, name, face, say) for name in options.sizes}
+        results["export"] = export_figures(runtime, inputs, options, say)
+        if options.live:
+            results["live"] = live_figures(runtime, inputs, options, say)
+        say("One image …")
+        results["image_swap_s"] = image_seconds(runtime, inputs)
+        results["execution"] = execution(runtime)
     finally:
         runtime.close()
     return {
         "machine": machine(),
-        "preset": options.preset.value,
-        "clip": {"seconds": options.seconds, "fps": options.fps, "face": "newton.png (scrfd sdist)"},
-        "models": kinds,
+        "command": " ".join(["python main.py bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
+        "clip": {"size": options.size, "seconds": options.seconds, "fps": options.fps, "face": "newton.png"},
+        "pipeline": PIPELINE,
+        "models": models,
         "results": results,
+        "targets": targets(results),
+        "bench_seconds": round(time.perf_counter() - started, 1),
     }

@@ -369,6 +369,7 @@ def _print_report(report: JobReport, as_json: bool) -> None:
                 "tracking": report.tracking,
                 "stage_ms": {k: round(v, 3) for k, v in report.stage_ms.items()},
                 "profile": [str(p) for p in report.profile],
+                "first_frame_at": report.first_frame_at,
                 "notes": report.notes,
             }
         )

@@ -167,6 +167,22 @@ class InferenceRuntime:
         variant = spec.variant(first)
         return variant is not None and variant.batched
 
+    def describe(self, model_id: str) -> dict[str, object]:
+        """How this model runs here: the provider its chain starts with, the file it loads there
+        (original or a rewrite), what that computes in, whether it takes a batch and replays CUDA
+        graphs. For reports (the benchmark, check-env)."""
+        precision = self.precision_for(model_id)
+        spec = self.load_spec(model_id, precision)
+        provider = self.chain_for(model_id)[0]
+        variant = spec.variant(provider)
+        return {
+            "provider": provider.label,
+            "file": variant.tag if variant else "original",
+            "computes_in": variant.precision if variant else spec.model.entry.precision,
+            "batch": self.takes_a_batch(model_id),
+            "cuda_graphs": provider in spec.cuda_graph_providers,
+        }
+
     def _gpu_provider(self) -> Provider | None:
         return next((p for p in (Provider.CUDA, Provider.TENSORRT) if p in self.usable), None)
 

@@ -192,6 +192,8 @@ def _run(
             for rendered in (one for chunk in _results(pool) for one in chunk):
                 with state.timer.stage("encode"):
                     writer.write(rendered.image, rendered.pts, state=rendered.checkpoint)
+                if report.first_frame_at is None:
+                    report.first_frame_at = time.time()  # wall clock: a launcher can compare its own
                 report.frames += 1
                 report.faces_swapped += rendered.faces
                 report.frames_with_faces += bool(rendered.faces)

@@ -131,6 +131,7 @@ class JobReport:
     batch: int = 1  # frames per worker call
     tracking: dict[str, int] = field(default_factory=dict)  # tracker events (losses, takeovers)
     profile: list[Path] = field(default_factory=list)  # files written by --profile
+    first_frame_at: float | None = None  # wall clock (time.time()) when the first frame was written
 
     @property
     def fps(self) -> float:

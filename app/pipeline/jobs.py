@@ -107,6 +107,7 @@ def _swap_image(state: JobState, report: JobReport) -> None:
         raise NoFaceError(f"No face found in target {job.target}: nothing was written")
     with state.timer.stage("write"):
         notes = write_image(job.output, out.cpu(), loaded.alpha, state.label, job.quality)
+    report.first_frame_at = time.time()
     report.notes.extend(notes)
 
 
