@@ -12,14 +12,16 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.models_cmd import UsageError
 from app.cli.output import say, say_json, table
 from app.core.paths import cache_dir
 from app.inference.providers import HINTS
-from app.models.context import AppContext
-from app.pipeline.presets import Preset
+from app.pipeline.choices import Preset  # not app.pipeline.presets: parsing must not load the engine
+
+if TYPE_CHECKING:
+    from app.models.context import AppContext
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
