@@ -15,13 +15,15 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.models_cmd import UsageError
 from app.cli.output import say, say_json, table
 from app.core.paths import cache_dir
 from app.inference.providers import HINTS
-from app.models.context import AppContext
+
+if TYPE_CHECKING:
+    from app.models.context import AppContext
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:

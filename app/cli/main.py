@@ -1,6 +1,9 @@
 """The command line: no arguments starts the GUI; sub-commands run the engine headless.
 
 Exit codes: 0 success, 1 a user-facing error (the message says what and where), 2 bad usage.
+
+Parsing imports nothing heavy: `--help` (which exits while parsing) and a bad option answer at once.
+Each command's module holds its arguments only and loads its work when it runs (app.cli.lazy).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from app.cli import (
     swap_cmd,
 )
 from app.core.errors import DoppelError
-from app.models.context import build_context
 
 log = logging.getLogger("app")
 
@@ -102,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("gui", None):
             return _run_gui(args, None)
+        from app.models.context import build_context  # settings and catalog: after parsing
+
         ctx = build_context(args.models_dir, args.catalog)
         code: int = args.handler(args, ctx)
         return code

@@ -4,16 +4,15 @@ A user preset is a PipelineSettings JSON file. `show fast > mine.json`, edit, `s
 then `swap --user-preset mine …` (or the GUI's preset menu) starts from it.
 """
 
+# The arguments only: the work is in app.cli.presets_run, imported when a command runs (see app.cli.lazy).
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
 
-from app.cli.output import say, say_json, table
-from app.models.context import AppContext
-from app.pipeline.presets import Preset, UserPresets, preset_pipeline
-from app.pipeline.settings import PipelineSettings, read_settings_file
+from app.cli.lazy import LazyHandler
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -22,58 +21,19 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     actions = presets.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", parents=[common], help="built-in and saved presets").set_defaults(
-        handler=_list
+        handler=_handler("list_presets")
     )
     show = actions.add_parser("show", parents=[common], help="a preset's settings as JSON")
     show.add_argument("name", help="fast, balanced, quality, or a saved preset")
-    show.set_defaults(handler=_show)
+    show.set_defaults(handler=_handler("show_preset"))
     save = actions.add_parser("save", parents=[common], help="save a settings JSON file as a preset")
     save.add_argument("name")
     save.add_argument("file", type=Path, help="PipelineSettings JSON (start from `presets show`)")
-    save.set_defaults(handler=_save)
+    save.set_defaults(handler=_handler("save_preset"))
     delete = actions.add_parser("delete", parents=[common], help="delete a saved preset")
     delete.add_argument("name")
-    delete.set_defaults(handler=_delete)
+    delete.set_defaults(handler=_handler("delete_preset"))
 
 
-def _resolve(name: str, ctx: AppContext) -> PipelineSettings:
-    if name.lower() in {p.value for p in Preset}:
-        store = ctx.store
-
-        def installed(model_id: str) -> bool:
-            catalog = store.catalog
-            return model_id in catalog and store.status(catalog.get(model_id)).usable
-
-        return preset_pipeline(Preset(name.lower()), installed)[0]
-    return UserPresets().load(name)
-
-
-def _list(args: argparse.Namespace, ctx: AppContext) -> int:
-    user = UserPresets()
-    rows = [[p.value, "built-in"] for p in Preset] + [[name, str(user.path(name))] for name in user.names()]
-    if args.json:
-        say_json([{"name": name, "where": where} for name, where in rows])
-    else:
-        table(rows, header=["preset", "where"])
-    return 0
-
-
-def _show(args: argparse.Namespace, ctx: AppContext) -> int:
-    say(_resolve(args.name, ctx).model_dump_json(indent=2))
-    return 0
-
-
-def _save(args: argparse.Namespace, ctx: AppContext) -> int:
-    settings = read_settings_file(args.file)
-    path = UserPresets().save(args.name, settings)
-    if args.json:
-        say_json({"name": args.name, "path": str(path)})
-    else:
-        say(f"Saved preset '{args.name}' to {path}")
-    return 0
-
-
-def _delete(args: argparse.Namespace, ctx: AppContext) -> int:
-    UserPresets().delete(args.name)
-    say(f"Deleted preset '{args.name}'")
-    return 0
+def _handler(function: str) -> LazyHandler:
+    return LazyHandler("app.cli.presets_run", function)

@@ -5,100 +5,36 @@ it is saved, so `swap --enqueue` can add while a `queue run` works. A job that w
 process stopped runs again, and a video picks up from its finished segments.
 """
 
+# The arguments only: the work is in app.cli.queue_run, imported when a command runs (see app.cli.lazy).
+
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from app.cli.output import say, say_json, table
-from app.inference.runtime import InferenceRuntime
-from app.models.context import AppContext
-from app.pipeline.job_queue import JobQueue, JobStatus, QueuedJob
+from app.cli.lazy import LazyHandler
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     queue = subparsers.add_parser("queue", parents=[common], help="the export queue", description=__doc__)
     actions = queue.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", parents=[common], help="jobs and their state").set_defaults(handler=_list)
+    actions.add_parser("list", parents=[common], help="jobs and their state").set_defaults(
+        handler=_handler("list_jobs")
+    )
     actions.add_parser("run", parents=[common], help="run every queued job, in order").set_defaults(
-        handler=_run
+        handler=_handler("run_jobs")
     )
     for name, helptext, handler in (
-        ("retry", "queue a failed or cancelled job again", "_retry"),
-        ("remove", "remove a job", "_remove"),
+        ("retry", "queue a failed or cancelled job again", "retry_job"),
+        ("remove", "remove a job", "remove_job"),
     ):
         action = actions.add_parser(name, parents=[common], help=helptext)
         action.add_argument("id")
-        action.set_defaults(handler=globals()[handler])
-    actions.add_parser("clear", parents=[common], help="remove finished jobs").set_defaults(handler=_clear)
+        action.set_defaults(handler=_handler(handler))
+    actions.add_parser("clear", parents=[common], help="remove finished jobs").set_defaults(
+        handler=_handler("clear_jobs")
+    )
 
 
-def _queue(ctx: AppContext) -> JobQueue:
-    return JobQueue(InferenceRuntime(ctx.store, ctx.settings.inference))
-
-
-def _row(job: QueuedJob) -> dict[str, object]:
-    return {
-        "id": job.id,
-        "status": job.status.value,
-        "target": str(job.job.target),
-        "output": str(job.job.output),
-        "progress": f"{job.done}/{job.total}" if job.total else "",
-        "error": job.error,
-        "result": job.result,
-    }
-
-
-def _list(args: argparse.Namespace, ctx: AppContext) -> int:
-    jobs = _queue(ctx).jobs()
-    if args.json:
-        say_json([_row(job) for job in jobs])
-    elif not jobs:
-        say("The queue is empty (add jobs with `swap … --enqueue`)")
-    else:
-        table(
-            [[j.id, j.status.value, j.job.target.name, str(j.job.output), j.error or ""] for j in jobs],
-            header=["id", "status", "target", "output", "error"],
-        )
-    return 0
-
-
-def _run(args: argparse.Namespace, ctx: AppContext) -> int:
-    queue = _queue(ctx)
-
-    def report(job: QueuedJob) -> None:
-        if job.status is JobStatus.RUNNING and job.total and not args.json:
-            sys.stderr.write(f"\r{job.id} {job.job.target.name}: {job.done}/{job.total} frames")
-        elif job.status is not JobStatus.RUNNING and not args.json:
-            sys.stderr.write(f"\r{job.id} {job.job.target.name}: {job.status.value}\n")
-
-    queue.on_change = report
-    try:
-        finished = queue.run_all()
-    finally:
-        queue.runtime.close()
-    if args.json:
-        say_json([_row(job) for job in finished])
-    for job in finished:
-        if job.status is JobStatus.FAILED and not args.json:
-            say(f"{job.id}: failed: {job.error}")
-    return 1 if any(job.status is JobStatus.FAILED for job in finished) else 0
-
-
-def _retry(args: argparse.Namespace, ctx: AppContext) -> int:
-    _queue(ctx).retry(args.id)
-    say(f"Queued {args.id} again")
-    return 0
-
-
-def _remove(args: argparse.Namespace, ctx: AppContext) -> int:
-    _queue(ctx).remove(args.id)
-    say(f"Removed {args.id}")
-    return 0
-
-
-def _clear(args: argparse.Namespace, ctx: AppContext) -> int:
-    _queue(ctx).clear_finished()
-    say("Removed the finished jobs")
-    return 0
+def _handler(function: str) -> LazyHandler:
+    return LazyHandler("app.cli.queue_run", function)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from app.core.errors import DoppelError
+from app.faces.choices import Combine as Combine  # re-exported from its light home
 from app.faces.types import unit
 
 IDENTITY_FORMAT = "doppel.identity"
@@ -27,11 +27,6 @@ IDENTITY_VERSION = 1
 
 class IdentityFileError(DoppelError):
     """An identity file is missing, unreadable, from a newer Doppel, or holds bad embeddings."""
-
-
-class Combine(StrEnum):
-    MEAN = "mean"
-    MEDIAN = "median"
 
 
 def combine(embeddings: torch.Tensor, method: Combine = Combine.MEAN) -> torch.Tensor:

@@ -11,7 +11,6 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -19,21 +18,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.core.errors import CatalogError, UnknownModelError
+from app.models.choices import Kind as Kind  # re-exported from its light home
 
 CATALOG_DIR = Path(__file__).with_name("catalog_data")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
-
-
-class Kind(StrEnum):
-    DETECTOR = "detector"
-    LANDMARKER = "landmarker"
-    RECOGNISER = "recogniser"
-    SWAPPER = "swapper"
-    RESTORER = "restorer"
-    MASK = "mask"
-    UPSCALER = "upscaler"
-    ANALYSER = "analyser"
 
 
 DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "bool"]

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 
 from app.core.errors import SettingsError
 from app.core.paths import config_dir
 from app.faces.detector import DetectionSettings
+from app.pipeline.choices import Preset as Preset  # re-exported from its light home
 from app.pipeline.settings import (
     AnalysisSettings,
     PipelineSettings,
@@ -35,12 +35,6 @@ from app.processing.settings import (
 )
 from app.tracking.face_tracker import TrackingSettings
 from app.tracking.stabiliser import StabiliserLevel
-
-
-class Preset(StrEnum):
-    FAST = "fast"
-    BALANCED = "balanced"
-    QUALITY = "quality"
 
 
 def preset_settings(

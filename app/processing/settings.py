@@ -6,52 +6,18 @@ Percentages are 0..100 as the GUI shows them; strengths and blends are 0..1.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import DoppelError
 
+# These live in a light module now (the CLI's parser lists them); importable here as before.
+from app.processing.choices import FACE_REGIONS as FACE_REGIONS
+from app.processing.choices import PARSER_CLASSES as PARSER_CLASSES
+from app.processing.choices import ParserRegion as ParserRegion
+
 
 class ProcessingSettingsError(DoppelError):
     """Settings that are valid on their own but not for the chosen model (a pixel boost it cannot tile)."""
-
-
-# CelebAMask-HQ classes a face parser labels (BiSeNet), in its output order; the regions users can keep.
-ParserRegion = Literal[
-    "background",
-    "skin",
-    "left_brow",
-    "right_brow",
-    "left_eye",
-    "right_eye",
-    "glasses",
-    "left_ear",
-    "right_ear",
-    "earring",
-    "nose",
-    "mouth",
-    "upper_lip",
-    "lower_lip",
-    "neck",
-    "necklace",
-    "cloth",
-    "hair",
-    "hat",
-]
-PARSER_CLASSES: tuple[str, ...] = get_args(ParserRegion)
-FACE_REGIONS: tuple[ParserRegion, ...] = (
-    "skin",
-    "left_brow",
-    "right_brow",
-    "left_eye",
-    "right_eye",
-    "glasses",
-    "nose",
-    "mouth",
-    "upper_lip",
-    "lower_lip",
-)
 
 
 class _Frozen(BaseModel):

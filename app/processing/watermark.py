@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-DEFAULT_TEXT = "AI-generated"
+from app.processing.choices import WATERMARK_TEXT
+
+DEFAULT_TEXT = WATERMARK_TEXT
 OPACITY = 0.6
 
 

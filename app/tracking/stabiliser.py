@@ -26,13 +26,13 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import torch
 
 from app.faces.types import Face, roll_degrees
+from app.tracking.choices import StabiliserLevel as StabiliserLevel  # re-exported from its light home
 from app.tracking.one_euro import OneEuroFilter
 from app.tracking.pose import HeadPose, head_pose
 
@@ -40,13 +40,6 @@ log = logging.getLogger(__name__)
 
 ROLL_FOLLOW_TAU = 0.05  # seconds: the time constant of the held roll's chase while it follows
 ROLL_SETTLE = 0.2  # seconds: the roll has settled when it moves less than roll_lower in this time
-
-
-class StabiliserLevel(StrEnum):
-    OFF = "off"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
 
 
 @dataclass(frozen=True)
