@@ -7,6 +7,14 @@ A batch axis would otherwise mint a graph per face count: batches are padded up 
 outputs cut back, so a face count that changes mid-video lands on a graph captured for its bucket.
 Shapes past the last bucket, or past MAX_GRAPHS distinct shapes, run without a graph (id -1): slower,
 never wrong. One run at a time per model: the buffers are shared.
+
+Capture happens only while nothing else uses the GPU. ORT captures in CUDA's global mode, so another
+thread's allocation or synchronisation during a capture fails both (measured on the H200: a torch
+kernel of the pipeline and a cuDNN call in ORT, "operation not permitted when stream is capturing").
+So every graph a model will replay is captured at its warm-up (`capture_all`: each batch bucket, or
+the one shape of a model without a batch axis), under GPU_SETUP, the process-wide lock that CUDA
+session loads and warm-ups hold too; after that the runner is sealed and a shape it has no graph for
+runs without one instead of capturing mid-pipeline.
 """
 
 from __future__ import annotations
@@ -24,6 +32,10 @@ from app.inference.ort import onnxruntime
 
 if TYPE_CHECKING:
     from app.inference.loaded_model import LoadedModel, Tensors
+
+# Held by CUDA session loads, warm-ups and graph captures (app.inference.runtime): a capture never
+# overlaps another thread's CUDA set-up. Re-entrant: a warm-up captures.
+GPU_SETUP = threading.RLock()
 
 BATCH_BUCKETS = (1, 2, 4, 8)
 MAX_GRAPHS = 8  # distinct shapes per model; each holds its own buffers and graph memory
@@ -56,6 +68,7 @@ class GraphRunner:
         self._lock = threading.Lock()
         self._graphs: dict[tuple[tuple[int, ...], ...], _Graph] = {}
         self._skip = _run_options(SKIP_GRAPH)
+        self._sealed = False  # after capture_all: no new captures, unknown shapes run without a graph
         # The batch symbol: the leading axis every batched input shares ("batch", "N", ...).
         leading = [m.shape[0] for m in model.inputs if m.shape and isinstance(m.shape[0], str)]
         self.batch_symbol = leading[0] if leading else None
@@ -64,6 +77,23 @@ class GraphRunner:
     def graph_ids(self) -> dict[tuple[tuple[int, ...], ...], int]:
         """Shapes seen so far and the graph each one replays (tests, reports)."""
         return {shape: graph.graph_id for shape, graph in self._graphs.items()}
+
+    def capture_all(self, example: Tensors) -> None:
+        """Capture every graph this model will replay (each bucket of `example`'s batch), then seal."""
+        with GPU_SETUP:
+            if self.batch_symbol is None:
+                self.run(example, None)
+            else:
+                one = {
+                    name: tensor[:1] if self._batched_input(name) else tensor
+                    for name, tensor in example.items()
+                }
+                for bucket in BATCH_BUCKETS:
+                    self.run(self._pad(one, bucket) if bucket > 1 else one, None)
+            self._sealed = True
+
+    def _batched_input(self, name: str) -> bool:
+        return any(m.name == name and m.shape and m.shape[0] == self.batch_symbol for m in self.model.inputs)
 
     def run(self, tensors: Tensors, out: Mapping[str, torch.Tensor] | None) -> Tensors:
         batch = self._batch_of(tensors)
@@ -75,9 +105,10 @@ class GraphRunner:
         with self._lock:
             graph = self._graphs.get(key)
             if graph is None:
-                if len(self._graphs) >= MAX_GRAPHS:
+                if self._sealed or len(self._graphs) >= MAX_GRAPHS:
                     return self.model.run_plain(tensors, out, self._skip)
-                graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)
+                with GPU_SETUP:
+                    graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)
             for name, tensor in padded.items():
                 graph.inputs[name].copy_(tensor)
             self.model.synchronise_inputs()

@@ -250,6 +250,14 @@ class LoadedModel:
     def cuda_graph(self) -> bool:
         return self._graphs is not None
 
+    def capture_graphs(self, example: Tensors) -> None:
+        """Capture every CUDA graph this model will replay now, at warm-up (app.inference.graph_runs)."""
+        if self._graphs is not None:
+            self._graphs.capture_all(self._prepare(example))
+
+    def drop_graphs(self) -> None:
+        self._graphs = None
+
     def synchronise_inputs(self) -> None:
         """ORT runs on its own CUDA stream: the caller's kernels that produce the inputs must be done.
         (ORT synchronises its stream before returning, so outputs are ready when run returns.)"""

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from app.inference.discovery import ProviderStatus, discover
 from app.inference.errors import ModelInputError, ModelNotReadyError
 from app.inference.fallbacks import FALLBACK_FILE, FallbackEvent, FallbackLog
 from app.inference.faults import FaultPlan
-from app.inference.graph_runs import BATCH_BUCKETS
+from app.inference.graph_runs import BATCH_BUCKETS, GPU_SETUP
 from app.inference.loaded_model import LoadSpec, ModelFile, ModelVariant, Tensors
 from app.inference.pool import PoolLimits, SessionKey, SessionPool
 from app.inference.providers import GRAPH_PROVIDERS, Hint, Precision, Provider, fallback_chain, parse_hint
@@ -248,9 +248,13 @@ class InferenceRuntime:
         chain = fallback_chain(
             parse_hint(key.provider.value, "provider"), self.usable, self.disabled.of(key.model_id)
         )
-        session = Session(self.load_spec(key.model_id, key.precision), chain, self.fallbacks, self.disabled)
-        if self.settings.warmup_on_load:
-            session.warmup()
+        spec = self.load_spec(key.model_id, key.precision)  # rewrites and probes: side by side
+        # CUDA loads and warm-ups one at a time: a warm-up captures CUDA graphs, and a capture must not
+        # overlap another thread's CUDA set-up (app.inference.graph_runs).
+        with GPU_SETUP if chain[0].on_gpu else nullcontext():
+            session = Session(spec, chain, self.fallbacks, self.disabled)
+            if self.settings.warmup_on_load:
+                session.warmup()
         return session
 
     @contextmanager
