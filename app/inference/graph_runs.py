@@ -11,10 +11,11 @@ never wrong. One run at a time per model: the buffers are shared.
 Capture happens only while nothing else uses the GPU. ORT captures in CUDA's global mode, so another
 thread's allocation or synchronisation during a capture fails both (measured on the H200: a torch
 kernel of the pipeline and a cuDNN call in ORT, "operation not permitted when stream is capturing").
-So every graph a model will replay is captured at its warm-up (`capture_all`: each batch bucket, or
-the one shape of a model without a batch axis), under GPU_SETUP, the process-wide lock that CUDA
-session loads and warm-ups hold too; after that the runner is sealed and a shape it has no graph for
-runs without one instead of capturing mid-pipeline.
+So graphs are captured only when asked (`capture_all`: each batch bucket, or the one shape of a model
+without a batch axis), which the runtime does in `preload`, before a job's threads start, under
+GPU_SETUP, the process-wide lock that CUDA set-up (loads, gates, probes, warm-ups) holds too. A shape
+without a graph, or a model loaded later (a pool reload mid-job), runs without one: slower, never a
+capture beside running work.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from app.inference.ort import onnxruntime
 if TYPE_CHECKING:
     from app.inference.loaded_model import LoadedModel, Tensors
 
-# Held by CUDA session loads, warm-ups and graph captures (app.inference.runtime): a capture never
-# overlaps another thread's CUDA set-up. Re-entrant: a warm-up captures.
+# Held by CUDA set-up (app.inference.runtime: loads, gates, probes, warm-ups) and graph captures: a
+# capture never overlaps another thread's CUDA set-up. Re-entrant: a probe captures inside a load.
 GPU_SETUP = threading.RLock()
 
 BATCH_BUCKETS = (1, 2, 4, 8)
@@ -68,7 +69,6 @@ class GraphRunner:
         self._lock = threading.Lock()
         self._graphs: dict[tuple[tuple[int, ...], ...], _Graph] = {}
         self._skip = _run_options(SKIP_GRAPH)
-        self._sealed = False  # after capture_all: no new captures, unknown shapes run without a graph
         # The batch symbol: the leading axis every batched input shares ("batch", "N", ...).
         leading = [m.shape[0] for m in model.inputs if m.shape and isinstance(m.shape[0], str)]
         self.batch_symbol = leading[0] if leading else None
@@ -79,23 +79,23 @@ class GraphRunner:
         return {shape: graph.graph_id for shape, graph in self._graphs.items()}
 
     def capture_all(self, example: Tensors) -> None:
-        """Capture every graph this model will replay (each bucket of `example`'s batch), then seal."""
+        """Capture every graph this model will replay: each bucket of `example`'s batch."""
         with GPU_SETUP:
             if self.batch_symbol is None:
-                self.run(example, None)
+                self.run(example, None, capture=True)
             else:
                 one = {
                     name: tensor[:1] if self._batched_input(name) else tensor
                     for name, tensor in example.items()
                 }
                 for bucket in BATCH_BUCKETS:
-                    self.run(self._pad(one, bucket) if bucket > 1 else one, None)
-            self._sealed = True
+                    self.run(self._pad(one, bucket) if bucket > 1 else one, None, capture=True)
 
     def _batched_input(self, name: str) -> bool:
         return any(m.name == name and m.shape and m.shape[0] == self.batch_symbol for m in self.model.inputs)
 
-    def run(self, tensors: Tensors, out: Mapping[str, torch.Tensor] | None) -> Tensors:
+    def run(self, tensors: Tensors, out: Mapping[str, torch.Tensor] | None, capture: bool = False) -> Tensors:
+        """Replay the graph of this shape's bucket; `capture` (capture_all only) captures a missing one."""
         batch = self._batch_of(tensors)
         bucket = bucket_for(batch) if batch is not None else None
         if batch is not None and bucket is None:
@@ -105,7 +105,7 @@ class GraphRunner:
         with self._lock:
             graph = self._graphs.get(key)
             if graph is None:
-                if self._sealed or len(self._graphs) >= MAX_GRAPHS:
+                if not capture or len(self._graphs) >= MAX_GRAPHS:
                     return self.model.run_plain(tensors, out, self._skip)
                 with GPU_SETUP:
                     graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)

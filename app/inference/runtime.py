@@ -248,10 +248,10 @@ class InferenceRuntime:
         chain = fallback_chain(
             parse_hint(key.provider.value, "provider"), self.usable, self.disabled.of(key.model_id)
         )
-        spec = self.load_spec(key.model_id, key.precision)  # rewrites and probes: side by side
-        # CUDA loads and warm-ups one at a time: a warm-up captures CUDA graphs, and a capture must not
-        # overlap another thread's CUDA set-up (app.inference.graph_runs).
+        # CUDA set-up one model at a time: a graph probe captures, and a capture must not overlap another
+        # thread's CUDA work (app.inference.graph_runs). Rewrites made earlier are cached per machine.
         with GPU_SETUP if chain[0].on_gpu else nullcontext():
+            spec = self.load_spec(key.model_id, key.precision)
             session = Session(spec, chain, self.fallbacks, self.disabled)
             if self.settings.warmup_on_load:
                 session.warmup()
@@ -285,9 +285,9 @@ class InferenceRuntime:
             return [outputs[name] for name in session.output_names]
 
     def preload(self, model_ids: Sequence[str], parallel: int = PRELOAD_THREADS) -> None:
-        """Load (and warm up) these models side by side, so a job's first frame waits for the slowest
-        model rather than for all of them in turn. A model that cannot load is left for its first real
-        use, which reports it."""
+        """Load (and warm up) these models before a job's threads start, side by side where that is safe
+        (CPU loads; CUDA set-up takes turns, app.inference.graph_runs), then capture their CUDA graphs
+        one by one. A model that cannot load is left for its first real use, which reports it."""
 
         def load(model_id: str) -> None:
             try:
@@ -300,9 +300,17 @@ class InferenceRuntime:
         if len(wanted) < 2:
             for model_id in wanted:
                 load(model_id)
-            return
-        with ThreadPoolExecutor(max_workers=min(parallel, len(wanted)), thread_name_prefix="preload") as pool:
-            list(pool.map(load, wanted))
+        else:
+            with ThreadPoolExecutor(
+                max_workers=min(parallel, len(wanted)), thread_name_prefix="preload"
+            ) as pool:
+                list(pool.map(load, wanted))
+        for model_id in wanted:
+            try:
+                with self.session(model_id) as session:
+                    session.capture_graphs()
+            except DoppelError as exc:
+                log.debug("no CUDA graphs for %s: %s", model_id, exc)
 
     def probe_cuda_graphs(self, model_id: str, provider: Provider = Provider.CUDA) -> ProbeResult:
         """Probe a model and remember the verdict; sessions loaded afterwards follow it."""

@@ -188,16 +188,16 @@ class Session:
         started = time.perf_counter()
         self.run(feeds)
         elapsed = (time.perf_counter() - started) * 1000.0
-        self._capture_graphs(feeds)
         if self.first_run_ms is None:
             self.first_run_ms = elapsed
         return elapsed
 
-    def _capture_graphs(self, feeds: Tensors) -> None:
-        """Capture the CUDA graphs now, not mid-pipeline; a model whose capture fails runs without."""
+    def capture_graphs(self) -> None:
+        """Capture the CUDA graphs this model replays (runtime.preload, before a job's threads start);
+        a model whose capture fails runs without."""
         loaded = self._loaded
         try:
-            loaded.capture_graphs(feeds)
+            loaded.capture_graphs(self.example_inputs())
         except ModelInputError:
             raise
         except RuntimeError as exc:  # ORT's failures and torch's CUDA errors both derive from it

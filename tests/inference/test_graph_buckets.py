@@ -44,6 +44,7 @@ def test_buckets() -> None:
 def test_a_face_count_that_changes_mid_video_replays_the_graph_of_its_bucket(graphed) -> None:  # type: ignore[no-untyped-def]
     model, original = graphed
     assert model.cuda_graph
+    model.capture_graphs({"x": picture(seed=0)})
     runner = model._graphs
     assert runner is not None and runner.batch_symbol == "batch"
     for frame, faces in enumerate([1, 3, 2, 3, 5, 1, 4, 8, 9, 2]):
@@ -53,17 +54,18 @@ def test_a_face_count_that_changes_mid_video_replays_the_graph_of_its_bucket(gra
         for item in range(faces):
             alone = plain_run(original, {"x": x[item : item + 1]})["y"]
             np.testing.assert_allclose(y[item : item + 1].numpy(), alone, rtol=1e-5, atol=1e-6)
-    # One graph per bucket, numbered in the order they were first met; 9 faces ran without a graph.
+    # One graph per bucket, captured before the first frame; 9 faces ran without a graph.
     assert sorted((shape[0][0], graph_id) for shape, graph_id in runner.graph_ids.items()) == [
         (1, 1),
-        (2, 3),
-        (4, 2),
+        (2, 2),
+        (4, 3),
         (8, 4),
     ]
 
 
 def test_outputs_are_copies_the_next_replay_cannot_overwrite(graphed) -> None:  # type: ignore[no-untyped-def]
     model, _ = graphed
+    model.capture_graphs({"x": picture(seed=0)})
     first = model.run({"x": picture(seed=1)})["y"]
     kept = first.clone()
     model.run({"x": picture(seed=2)})
@@ -73,6 +75,7 @@ def test_outputs_are_copies_the_next_replay_cannot_overwrite(graphed) -> None:  
 def test_past_the_graph_limit_shapes_run_without_a_graph(graphed, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     model, original = graphed
     monkeypatch.setattr("app.inference.graph_runs.MAX_GRAPHS", 2)
+    model.capture_graphs({"x": picture(seed=0)})
     for faces in (1, 2, 4, 8):
         x = picture(seed=faces, batch=faces)
         y = model.run({"x": x})["y"]
@@ -82,10 +85,12 @@ def test_past_the_graph_limit_shapes_run_without_a_graph(graphed, monkeypatch: p
     assert len(model._graphs.graph_ids) == 2 < MAX_GRAPHS  # type: ignore[union-attr]
 
 
-def test_warm_up_captures_every_bucket_then_nothing_is_captured_mid_run(graphed) -> None:  # type: ignore[no-untyped-def]
+def test_graphs_are_captured_when_asked_for_and_never_mid_run(graphed) -> None:  # type: ignore[no-untyped-def]
     """ORT captures in CUDA's global mode: a capture while the pipeline's other threads use the GPU
-    fails both (seen on the H200). So all graphs are captured at warm-up, and later shapes run plain."""
+    fails both (seen on the H200). So all graphs are captured before a job starts, none later."""
     model, original = graphed
+    model.run({"x": picture(seed=0, batch=2)})
+    assert model._graphs.graph_ids == {}  # an ordinary run captures nothing
     model.capture_graphs({"x": picture(seed=0, batch=3)})
     runner = model._graphs
     assert sorted(shape[0][0] for shape in runner.graph_ids) == list(BATCH_BUCKETS)
@@ -99,7 +104,7 @@ def test_warm_up_captures_every_bucket_then_nothing_is_captured_mid_run(graphed)
     assert runner.graph_ids == captured
 
 
-def test_a_sealed_runner_runs_a_shape_it_has_no_graph_for_without_capturing(
+def test_a_runner_runs_a_shape_it_has_no_graph_for_without_capturing(
     graphed, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     model, original = graphed
