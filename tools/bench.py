@@ -96,6 +96,7 @@ class BenchOptions:
     real_store: ModelStore | None = None  # the user's installed models, when `--real`
     live: bool = True
     whole_command: bool = True
+    cuda_graphs: bool = True  # in this process's runs (the whole command follows the user's settings)
     standin_scale: float = 1.0  # < 1: tiny stand-ins of the same graphs (tests), not the real cost
 
 
@@ -518,7 +519,10 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
         say("Whole command, warm (second launch) …")
         warm = whole_command(inputs, options, cache, "warm")
         results["command"] = {"cold": cold, "warm": warm}
-    inference = InferenceSettings(**({"provider": options.provider} if options.provider else {}))
+    inference = InferenceSettings(
+        **({"provider": options.provider} if options.provider else {}),
+        **({} if options.cuda_graphs else {"cuda_graphs": "off"}),
+    )
     runtime = InferenceRuntime(store, inference, cache_root=options.folder / "command-cache")
     try:
         results["export"] = export_figures(runtime, inputs, options, say)
@@ -534,6 +538,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
         "command": " ".join(["python main.py bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
         "clip": {"size": options.size, "seconds": options.seconds, "fps": options.fps, "face": "newton.png"},
         "pipeline": PIPELINE,
+        "in_process_cuda_graphs": options.cuda_graphs,
         "models": models,
         "results": results,
         "targets": targets(results),

@@ -45,6 +45,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--workers", type=int, default=0, help="swap workers (0: automatic)")
     bench.add_argument("--no-live", action="store_true", help="skip the live runs")
     bench.add_argument("--no-command", action="store_true", help="skip the whole-command runs")
+    bench.add_argument(
+        "--no-cuda-graphs", action="store_true", help="the in-process runs without CUDA graphs"
+    )
     bench.add_argument("--real", action="store_true", help="use the installed real models, not stand-ins")
     bench.add_argument(
         "--standin-scale",
@@ -81,6 +84,7 @@ def run_bench_command(args: argparse.Namespace, ctx: AppContext) -> int:
         live=not args.no_live,
         whole_command=not args.no_command,
         standin_scale=args.standin_scale,
+        cuda_graphs=not args.no_cuda_graphs,
     )
 
     def progress(line: str) -> None:

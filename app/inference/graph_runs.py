@@ -40,6 +40,7 @@ GPU_SETUP = threading.RLock()
 
 BATCH_BUCKETS = (1, 2, 4, 8)
 MAX_GRAPHS = 8  # distinct shapes per model; each holds its own buffers and graph memory
+CAPTURE_RUNS = 3  # ORT: one ordinary run per graph id, then the capture, then a replay
 SKIP_GRAPH = -1  # ORT: run this call without capturing or replaying
 
 
@@ -82,14 +83,20 @@ class GraphRunner:
         """Capture every graph this model will replay: each bucket of `example`'s batch."""
         with GPU_SETUP:
             if self.batch_symbol is None:
-                self.run(example, None, capture=True)
+                self._capture(example)
             else:
                 one = {
                     name: tensor[:1] if self._batched_input(name) else tensor
                     for name, tensor in example.items()
                 }
                 for bucket in BATCH_BUCKETS:
-                    self.run(self._pad(one, bucket) if bucket > 1 else one, None, capture=True)
+                    self._capture(self._pad(one, bucket) if bucket > 1 else one)
+
+    def _capture(self, tensors: Tensors) -> None:
+        # ORT runs a new graph id once as an ordinary run (its allocations) and captures on the next
+        # one: both here, so that no capture is left for the pipeline's first frames.
+        for _ in range(CAPTURE_RUNS):
+            self.run(tensors, None, capture=True)
 
     def _batched_input(self, name: str) -> bool:
         return any(m.name == name and m.shape and m.shape[0] == self.batch_symbol for m in self.model.inputs)
