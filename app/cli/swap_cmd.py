@@ -18,6 +18,7 @@ from app.faces.identity import Combine
 from app.faces.selection import SelectionMode, SelectionSettings
 from app.inference.providers import HINTS
 from app.inference.runtime import InferenceRuntime
+from app.media.choices import X264_PRESETS
 from app.models.context import AppContext
 from app.pipeline.job_queue import JobQueue
 from app.pipeline.jobs import EngineOptions, JobReport, SwapJob, run_swap
@@ -97,6 +98,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     out.add_argument("--no-audio", action="store_true", help="leave the target's audio out")
     out.add_argument("--codec", choices=["h264", "hevc"], default="h264", help="video codec (h264)")
     out.add_argument("--crf", type=int, default=18, help="video quality, lower is better (18)")
+    out.add_argument(
+        "--x264-preset",
+        choices=X264_PRESETS,
+        default="veryfast",
+        help="x264/x265 speed against size, ultrafast … veryslow (veryfast); NVENC has its own",
+    )
     out.add_argument("--software-encoder", action="store_true", help="never use NVENC")
     out.add_argument(
         "--profile",
@@ -320,6 +327,7 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
             audio=not args.no_audio,
             codec=args.codec,
             crf=args.crf,
+            x264_preset=args.x264_preset,
             hardware_encoder=not args.software_encoder,
         )
         if args.enqueue:

@@ -107,7 +107,7 @@ class VideoWriter:
         audio_from: Path | None = None,
         label: SyntheticLabel | None = None,
         hardware: bool = True,
-        preset: str | None = None,  # encoder preset; None: "medium" (x264/x265), "p5" (NVENC)
+        preset: str | None = None,  # x264/x265 preset (None: "medium"); NVENC always runs its "p5"
         *,
         threads: int | None = None,  # encoder threads; None: the encoder's choice (by core count)
         reproducible: bool = False,  # software encoders: same frames, same bytes (see above)
@@ -192,7 +192,7 @@ class VideoWriter:
     def _add_video_stream(self, crf: int, preset: str | None) -> VideoStream:
         name = self.encoder_name
         if name.endswith("_nvenc"):
-            options = {"preset": preset or "p5", "rc": "vbr", "cq": str(crf)}
+            options = {"preset": "p5", "rc": "vbr", "cq": str(crf)}  # x264's names mean nothing to NVENC
         else:
             options = {"preset": preset or "medium", "crf": str(crf)}
             if name == "libx265":

@@ -90,6 +90,7 @@ def export_video(
             audio_from=job.target if job.audio and source.has_audio else None,
             label=state.label,
             hardware=job.hardware_encoder,
+            preset=job.x264_preset,
             segment_frames=options.segment_frames,
             # Not resuming: a fingerprint no earlier run has, so any old work is thrown away.
             fingerprint=_fingerprint(state) + ("" if options.resume else f"|fresh {time.time_ns()}"),
@@ -136,6 +137,7 @@ def _fingerprint(state: JobState) -> str:
         repr(job.combine),
         *(f"{marker.frame}:{marker.settings.fingerprint()}" for marker in job.schedule()),
         repr((job.watermark, job.analysers, job.audio, job.codec, job.crf, job.hardware_encoder)),
+        job.x264_preset,
         ",".join(state.label.models),
     ]
     return "|".join(parts)

@@ -251,6 +251,28 @@ def test_segments_are_whole_files_and_an_abort_leaves_no_output(clip: Path, tmp_
         assert len(list(segment.frames())) == SEGMENT_FRAMES and not segment.has_audio
 
 
+def test_another_x264_preset_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Segments from two presets would join into one file of mixed quality: the preset is part of the
+    manifest's settings, so work from another preset is not resumed."""
+    caplog.set_level(logging.INFO, logger="app.media")
+    output = tmp_path / "out.mp4"
+
+    def writer(preset: str) -> SegmentedVideoWriter:
+        return SegmentedVideoWriter(
+            output, 160, 120, Fraction(25), hardware=False, preset=preset, fingerprint="f",
+            segment_frames=5,
+        )  # fmt: skip
+
+    first = writer("ultrafast")
+    for frame in [torch.full((120, 160, 3), 20 * i, dtype=torch.uint8) for i in range(12)]:
+        first.write(frame)
+    first.abort()
+    assert writer("ultrafast").resume_point() == 10
+    again = writer("veryfast")
+    assert again.resume_point() == 0 and "was encoded with other settings" in caplog.text
+    again.abort()
+
+
 @pytest.mark.parametrize(("codec", "suffix"), [("hevc", ".mp4"), ("h264", ".mkv")])
 def test_other_codecs_and_containers(clip: Path, tmp_path: Path, codec: VideoCodec, suffix: str) -> None:
     output = tmp_path / f"out{suffix}"
