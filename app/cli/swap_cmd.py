@@ -71,6 +71,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     engine.add_argument(
         "--batch", type=int, metavar="N", help="frames per model call where models take a batch (auto)"
     )
+    engine.add_argument(
+        "--encoder-jobs", type=int, metavar="N", help="segments encoded at once (0: one a core, at most 4)"
+    )
     engine.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
     engine.add_argument("--software-decoder", action="store_true", help="never use NVDEC")
     engine.add_argument(
@@ -268,7 +271,11 @@ def build_settings(args: argparse.Namespace, runtime: InferenceRuntime) -> tuple
 
 def _engine_options(args: argparse.Namespace) -> EngineOptions:
     given = _given(
-        workers=args.workers, queue=args.queue, segment_frames=args.segment_frames, batch=args.batch
+        workers=args.workers,
+        queue=args.queue,
+        segment_frames=args.segment_frames,
+        batch=args.batch,
+        encoder_jobs=args.encoder_jobs,
     )
     try:
         return EngineOptions(**given, resume=not args.no_resume, hardware_decode=not args.software_decoder)
