@@ -121,7 +121,14 @@ class EncoderCrew:
             self._in_flight[index] = encoder
             self._threads = [thread for thread in self._threads if thread.is_alive()]
             self._threads.append(encoder.thread)
-        encoder.thread.start()
+        try:
+            encoder.thread.start()
+        except BaseException:  # no thread to be had: nothing may wait for this segment
+            with self.lock:
+                del self._in_flight[index]
+                self._threads.remove(encoder.thread)
+            writer.abort()
+            raise
         return encoder
 
     def put(self, encoder: SegmentEncoder, image: torch.Tensor | I420, pts: int) -> None:
