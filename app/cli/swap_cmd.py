@@ -11,6 +11,7 @@ from typing import Any
 from app.cli.lazy import LazyHandler
 from app.faces.choices import Combine
 from app.inference.providers import HINTS
+from app.media.choices import X264_PRESETS
 from app.pipeline.choices import Preset
 from app.processing.choices import FACE_REGIONS, PARSER_CLASSES, WATERMARK_TEXT
 from app.tracking.choices import StabiliserLevel
@@ -56,6 +57,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     engine.add_argument(
         "--batch", type=int, metavar="N", help="frames per model call where models take a batch (auto)"
     )
+    engine.add_argument(
+        "--encoder-jobs", type=int, metavar="N", help="segments encoded at once (0: one a core, at most 4)"
+    )
     engine.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
     engine.add_argument("--software-decoder", action="store_true", help="never use NVDEC")
     engine.add_argument(
@@ -83,6 +87,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     out.add_argument("--no-audio", action="store_true", help="leave the target's audio out")
     out.add_argument("--codec", choices=["h264", "hevc"], default="h264", help="video codec (h264)")
     out.add_argument("--crf", type=int, default=18, help="video quality, lower is better (18)")
+    out.add_argument(
+        "--x264-preset",
+        choices=X264_PRESETS,
+        default="veryfast",
+        help="x264/x265 speed against size, ultrafast … veryslow (veryfast); NVENC has its own",
+    )
     out.add_argument("--software-encoder", action="store_true", help="never use NVENC")
     out.add_argument(
         "--profile",

@@ -120,7 +120,11 @@ def build_settings(args: argparse.Namespace, runtime: InferenceRuntime) -> tuple
 
 def _engine_options(args: argparse.Namespace) -> EngineOptions:
     given = _given(
-        workers=args.workers, queue=args.queue, segment_frames=args.segment_frames, batch=args.batch
+        workers=args.workers,
+        queue=args.queue,
+        segment_frames=args.segment_frames,
+        batch=args.batch,
+        encoder_jobs=args.encoder_jobs,
     )
     try:
         return EngineOptions(**given, resume=not args.no_resume, hardware_decode=not args.software_decoder)
@@ -179,6 +183,7 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
             audio=not args.no_audio,
             codec=args.codec,
             crf=args.crf,
+            x264_preset=args.x264_preset,
             hardware_encoder=not args.software_encoder,
         )
         if args.enqueue:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -90,11 +89,12 @@ class WorkFolder:
     def segments(self) -> list[SegmentRecord]:
         return self.manifest.segments if self.manifest else []
 
-    def open(self, fingerprint: str, settings: Settings, encoder: str) -> Manifest:
+    def open(self, fingerprint: str, settings: Settings, encoder: str, threads: int) -> Manifest:
         """The manifest of the work to continue: earlier work when it matches (cut at its first bad
-        segment), else a new, empty one. `encoder` is the one that would run now."""
+        segment), else a new, empty one. `encoder` is the one that would run now; `threads`, each
+        segment's encoder threads, is kept only by new work (earlier work keeps its own)."""
         self.manifest = self._resume(fingerprint, settings, encoder) or self._start_over(
-            fingerprint, settings, encoder
+            fingerprint, settings, encoder, threads
         )
         return self.manifest
 
@@ -147,13 +147,13 @@ class WorkFolder:
             return f"{record.state_file} is missing or damaged"
         return ""
 
-    def _start_over(self, fingerprint: str, settings: Settings, encoder: str) -> Manifest:
+    def _start_over(self, fingerprint: str, settings: Settings, encoder: str, threads: int) -> Manifest:
         self._clear(keep=set())
         try:
             self.path.mkdir(exist_ok=True)
         except OSError as exc:
             raise MediaWriteError(f"Cannot write {self.output}: cannot create {self.path}: {exc}") from exc
-        threads = max(1, min(MAX_THREADS, os.cpu_count() or 1))
+        threads = max(1, min(MAX_THREADS, threads))
         manifest = Manifest(fingerprint=fingerprint, settings=settings, encoder=encoder, threads=threads)
         self.save(manifest)
         return manifest

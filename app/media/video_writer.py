@@ -92,6 +92,26 @@ def check_settings(
         raise MediaWriteError(f"Cannot write {path}: crf must be 0..51, got {crf}")
 
 
+def check_frame(path: Path, image: torch.Tensor | I420, width: int, height: int) -> None:
+    """MediaWriteError naming `path` for a frame the encoder of a width x height video cannot take: uint8
+    [H, W, 3] RGB, or I420 at the encoded (even) size. Cheap, so a caller that encodes on another thread
+    can refuse a bad frame at once."""
+    if isinstance(image, I420):
+        encoded = (width + width % 2, height + height % 2)
+        if (image.width, image.height) != encoded:
+            raise MediaWriteError(
+                f"Cannot write {path}: an I420 frame of {image.width}x{image.height}, "
+                f"expected {encoded[0]}x{encoded[1]}"
+            )
+        return
+    expected = (height, width, 3)
+    if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8 or tuple(image.shape) != expected:
+        got = type(image).__name__
+        if isinstance(image, torch.Tensor):
+            got = f"{list(image.shape)} {image.dtype}"
+        raise MediaWriteError(f"Cannot write {path}: expected a uint8 {list(expected)} frame, got {got}")
+
+
 class VideoWriter:
     """Encode uint8 [H, W, 3] RGB frames into `path`; use as a context manager (or call `close()`)."""
 
@@ -107,7 +127,7 @@ class VideoWriter:
         audio_from: Path | None = None,
         label: SyntheticLabel | None = None,
         hardware: bool = True,
-        preset: str | None = None,  # encoder preset; None: "medium" (x264/x265), "p5" (NVENC)
+        preset: str | None = None,  # x264/x265 preset (None: "medium"); NVENC always runs its "p5"
         *,
         threads: int | None = None,  # encoder threads; None: the encoder's choice (by core count)
         reproducible: bool = False,  # software encoders: same frames, same bytes (see above)
@@ -192,7 +212,7 @@ class VideoWriter:
     def _add_video_stream(self, crf: int, preset: str | None) -> VideoStream:
         name = self.encoder_name
         if name.endswith("_nvenc"):
-            options = {"preset": preset or "p5", "rc": "vbr", "cq": str(crf)}
+            options = {"preset": "p5", "rc": "vbr", "cq": str(crf)}  # x264's names mean nothing to NVENC
         else:
             options = {"preset": preset or "medium", "crf": str(crf)}
             if name == "libx265":
@@ -246,32 +266,14 @@ class VideoWriter:
         self.frames_written += 1
 
     def _frame(self, image: torch.Tensor | I420) -> VideoFrame:
+        check_frame(self.path, image, self.width, self.height)
         if isinstance(image, I420):
-            if (image.width, image.height) != self.encoded_size:
-                raise MediaWriteError(
-                    f"Cannot write {self.path}: an I420 frame of {image.width}x{image.height}, "
-                    f"expected {self.encoded_size[0]}x{self.encoded_size[1]}"
-                )
             return VideoFrame.from_ndarray(image.data.cpu().numpy(), format="yuv420p")
         return VideoFrame.from_ndarray(self._pixels(image), format="rgb24").reformat(
             format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
         )
 
     def _pixels(self, image: torch.Tensor) -> np.ndarray:
-        expected = (self.height, self.width, 3)
-        if (
-            not isinstance(image, torch.Tensor)
-            or image.dtype != torch.uint8
-            or tuple(image.shape) != expected
-        ):
-            got = (
-                f"{list(image.shape)} {image.dtype}"
-                if isinstance(image, torch.Tensor)
-                else type(image).__name__
-            )
-            raise MediaWriteError(
-                f"Cannot write {self.path}: expected a uint8 {list(expected)} frame, got {got}"
-            )
         pixels = image.detach().cpu().numpy()
         pad_w, pad_h = self.encoded_size[0] - self.width, self.encoded_size[1] - self.height
         if pad_w or pad_h:

@@ -3,7 +3,8 @@
     FrameQueue (decode thread, bounded, NVDEC when present)
       → feeder thread: FrameAnalyser, in frame order (tracking and stabilisation carry state)
       → OrderedPool: N swap workers (each on its own CUDA stream), results back in frame order
-      → this thread: the encoder, into checkpointed segments (SegmentedVideoWriter)
+      → this thread: frames in order to the encoders, into checkpointed segments (SegmentedVideoWriter:
+        several segments encode at once, each on a thread of its own)
 
 Every hand-off is bounded, so memory stays flat however fast or slow each stage is; the first error in
 any stage stops them all and is raised here (never a hang). A killed export keeps its finished
@@ -90,7 +91,9 @@ def export_video(
             audio_from=job.target if job.audio and source.has_audio else None,
             label=state.label,
             hardware=job.hardware_encoder,
+            preset=job.x264_preset,
             segment_frames=options.segment_frames,
+            jobs=options.encoder_jobs or None,
             # Not resuming: a fingerprint no earlier run has, so any old work is thrown away.
             fingerprint=_fingerprint(state) + ("" if options.resume else f"|fresh {time.time_ns()}"),
         )
@@ -136,6 +139,7 @@ def _fingerprint(state: JobState) -> str:
         repr(job.combine),
         *(f"{marker.frame}:{marker.settings.fingerprint()}" for marker in job.schedule()),
         repr((job.watermark, job.analysers, job.audio, job.codec, job.crf, job.hardware_encoder)),
+        job.x264_preset,
         ",".join(state.label.models),
     ]
     return "|".join(parts)
@@ -190,6 +194,7 @@ def _run(
         feeder.start()
         try:
             for rendered in (one for chunk in _results(pool) for one in chunk):
+                # The hand-off to the segment encoders' threads: ~0 unless they are behind (back-pressure)
                 with state.timer.stage("encode"):
                     writer.write(rendered.image, rendered.pts, state=rendered.checkpoint)
                 if report.first_frame_at is None:

@@ -16,6 +16,7 @@ from app.core.profiling import StageStats, StageTimer
 from app.faces.identity import Combine
 from app.faces.recogniser import Recogniser
 from app.inference.runtime import InferenceRuntime
+from app.media.choices import X264Preset
 from app.media.frame_queue import MAX_CAPACITY, MIN_CAPACITY
 from app.media.labels import SyntheticLabel
 from app.media.video_writer import VideoCodec
@@ -40,6 +41,7 @@ class EngineOptions:
     resume: bool = True  # pick up an interrupted export of the same job
     hardware_decode: bool = True  # NVDEC when the GPU and FFmpeg have it
     batch: int = 0  # frames per worker call; 0: 4 when the swapper takes a batch, else 1
+    encoder_jobs: int = 0  # segments encoded at once, each on its own thread; 0: a core each, ≤ 4
 
     def __post_init__(self) -> None:
         problems = []
@@ -51,6 +53,8 @@ class EngineOptions:
             problems.append(f"segment frames must be ≥ 1, got {self.segment_frames}")
         if self.batch < 0:
             problems.append(f"batch must be ≥ 0 (0: automatic), got {self.batch}")
+        if self.encoder_jobs < 0:
+            problems.append(f"encoder jobs must be ≥ 0 (0: automatic), got {self.encoder_jobs}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -91,6 +95,8 @@ class SwapJob:
     audio: bool = True
     codec: VideoCodec = "h264"
     crf: int = 18
+    # x264/x265 speed against size: veryfast keeps 1080p well above real time on 8 cores (NVENC: its own)
+    x264_preset: X264Preset = "veryfast"
     hardware_encoder: bool = True
     quality: int = 95  # JPEG / WebP
 

@@ -1,6 +1,7 @@
 """Resumable exports: killed at random points (SIGKILL, in a real process) and resumed, an export ends
-with the same frames as one that never stopped; damaged work is redone, other work is started over, and
-the output path only ever holds a finished file."""
+with the same frames as one that never stopped, whether its segments encode one at a time or several at
+once; damaged work is redone, other work is started over, and the output path only ever holds a
+finished file. Parallel encoding writes the bytes serial encoding writes, and its threads stop."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -72,10 +74,24 @@ def _assert_same_export(output: Path, reference: Path, clip: Path) -> None:
     assert hashlib.sha256(output.read_bytes()).digest() == hashlib.sha256(reference.read_bytes()).digest()
 
 
-def _start(clip: Path, output: Path, sleep_s: float = 0.0, **env: str) -> subprocess.Popen[str]:
+def _encoder_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("encode-")]
+
+
+def _listed(work: Path) -> list[str]:
+    """The segments the manifest lists (none while it is missing or being replaced)."""
+    try:
+        return [record["file"] for record in json.loads((work / "manifest.json").read_text())["segments"]]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _start(
+    clip: Path, output: Path, sleep_s: float = 0.0, jobs: int = 1, **env: str
+) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "tests.support.segmented_export", str(clip), str(output)]
     return subprocess.Popen(
-        [*command, "--sleep", str(sleep_s)],
+        [*command, "--sleep", str(sleep_s), "--jobs", str(jobs)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -91,8 +107,8 @@ def _ready(process: subprocess.Popen[str]) -> int:
     return int(line[1])
 
 
-def _run_to_the_end(clip: Path, output: Path) -> int:
-    process = _start(clip, output)
+def _run_to_the_end(clip: Path, output: Path, jobs: int = 1) -> int:
+    process = _start(clip, output, jobs=jobs)
     start = _ready(process)
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 0 and out.split()[-1:] == ["done"]
@@ -110,15 +126,15 @@ def _kill_after(process: subprocess.Popen[str], index: int, delay_s: float) -> N
     process.communicate(timeout=30)
 
 
-@pytest.mark.parametrize("seed", [7, 2024])
+@pytest.mark.parametrize(("seed", "jobs"), [(7, 1), (2024, 3)])
 def test_an_export_killed_at_random_points_resumes_to_the_same_frames(
-    clip: Path, reference: Path, tmp_path: Path, seed: int
+    clip: Path, reference: Path, tmp_path: Path, seed: int, jobs: int
 ) -> None:
     rng = random.Random(seed)
     output = tmp_path / "out.mp4"
     starts = []
     for low in (12, 0):  # the first kill after a segment or more, so the second run resumes
-        process = _start(clip, output, sleep_s=0.01)
+        process = _start(clip, output, sleep_s=0.01, jobs=jobs)
         starts.append(_ready(process))
         # Killed near a random frame, at a random moment of its encoding, a segment's flush and
         # rename, the manifest update, or (after the last frame) the join.
@@ -129,9 +145,38 @@ def test_an_export_killed_at_random_points_resumes_to_the_same_frames(
         if output.exists():  # killed after the rename, while the work folder was being removed
             _assert_same_frames(output, reference)
     else:
-        starts.append(_run_to_the_end(clip, output))
+        starts.append(_run_to_the_end(clip, output, jobs))
     assert starts == sorted(starts) and starts[1] > 0, f"resume points {starts}: nothing was resumed"
     assert all(start % SEGMENT_FRAMES == 0 for start in starts)
+    _assert_same_export(output, reference, clip)
+
+
+def test_a_kill_with_several_segments_in_flight_keeps_only_the_listed_ones(
+    clip: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Killed while segments after the last listed one are still encoding (or done but waiting for an
+    earlier one): only the listed prefix counts, and the rest is encoded again."""
+    output = tmp_path / "out.mp4"
+    work = work_folder(output)
+    process = _start(clip, output, jobs=3)
+    assert _ready(process) == 0
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if _listed(work) and len(list(work.glob(".segment-*.partial.mp4"))) >= 2:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "never caught two segments encoding at once"
+    listed = _listed(work)
+    assert listed == [f"segment-{i:05d}.mp4" for i in range(len(listed))]  # a whole prefix, in order
+    unlisted = [p.name for p in work.glob("*segment-*.mp4") if p.name not in listed]
+    assert unlisted, "the kill left no segment in flight"
+    writer = open_writer(clip, output)
+    assert writer.resume_point() == len(listed) * SEGMENT_FRAMES
+    assert sorted(p.name for p in work.glob("*.mp4")) == listed  # the unlisted ones are gone
+    writer.abort()
+    assert _run_to_the_end(clip, output, jobs=3) == len(listed) * SEGMENT_FRAMES
     _assert_same_export(output, reference, clip)
 
 
@@ -238,17 +283,107 @@ def test_resume_state_is_the_state_saved_with_the_last_segment(tmp_path: Path) -
     second.abort()
 
 
-def test_segments_are_whole_files_and_an_abort_leaves_no_output(clip: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_segments_are_whole_files_and_an_abort_leaves_no_output(
+    clip: Path, tmp_path: Path, jobs: int
+) -> None:
+    """An abort keeps the segments whose frames were all written (still encoding, in parallel), drops
+    the one being filled, and joins every encoder thread."""
     output = tmp_path / "out.mp4"
-    with pytest.raises(RuntimeError, match="cancelled"), open_writer(clip, output) as writer:
-        for _ in range(12):
-            writer.write(torch.zeros((240, 320, 3), dtype=torch.uint8))
+    with pytest.raises(RuntimeError, match="cancelled"), open_writer(clip, output, jobs=jobs) as writer:
+        for index in range(25):
+            writer.write(torch.full((240, 320, 3), index * 8, dtype=torch.uint8))
         raise RuntimeError("cancelled")
+    assert _encoder_threads() == []
     work = work_folder(output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4.parts"]
-    assert sorted(p.name for p in work.iterdir()) == ["manifest.json", "segment-00000.mp4"]
-    with open_video(work / "segment-00000.mp4") as segment:
-        assert len(list(segment.frames())) == SEGMENT_FRAMES and not segment.has_audio
+    segments = ["segment-00000.mp4", "segment-00001.mp4"]
+    assert sorted(p.name for p in work.iterdir()) == ["manifest.json", *segments]
+    assert _listed(work) == segments
+    for segment in segments:
+        with open_video(work / segment) as video:
+            assert len(list(video.frames())) == SEGMENT_FRAMES and not video.has_audio
+
+
+def _noise(count: int, width: int = 160, height: int = 120) -> list[torch.Tensor]:
+    """Frames x264 has to work at: gradients that move, with noise."""
+    generator = torch.Generator().manual_seed(1)
+    across = torch.arange(width, dtype=torch.uint8).expand(height, width)
+    down = torch.arange(height, dtype=torch.uint8).unsqueeze(1).expand(height, width)
+    return [
+        torch.stack([across + 3 * i, down + 5 * i, across // 2 + down], 2)
+        + torch.randint(0, 24, (height, width, 3), dtype=torch.uint8, generator=generator)
+        for i in range(count)
+    ]
+
+
+def test_segments_encoded_in_parallel_give_the_bytes_of_serial_encoding(tmp_path: Path) -> None:
+    """Each segment is an independent file with its own pinned x264 threads, so encoding several at
+    once changes nothing in them, nor in the joined output."""
+    frames = _noise(23)  # 4 segments of 5 and a short one of 3
+    digests, most_threads = {}, {}
+    for jobs in (1, 3):
+        output = tmp_path / f"jobs{jobs}.mp4"
+        writer = SegmentedVideoWriter(
+            output, 160, 120, Fraction(25), hardware=False, fingerprint="f", segment_frames=5,
+            jobs=jobs, threads=2,
+        )  # fmt: skip
+        most_threads[jobs] = 0
+        for index, frame in enumerate(frames):
+            writer.write(frame, pts=3 * index + index % 2, state=f"{index}".encode())
+            most_threads[jobs] = max(most_threads[jobs], len(_encoder_threads()))
+        writer.finish()
+        digests[jobs] = hashlib.sha256(output.read_bytes()).hexdigest()
+        assert len(_decode(output)[0]) == 23
+    assert digests[1] == digests[3]
+    assert most_threads[3] >= 2  # the writes ran ahead of x264: several segments encoded at once
+    assert _encoder_threads() == []
+
+
+def test_an_encoder_failing_on_its_thread_raises_in_write_and_leaves_no_thread(tmp_path: Path) -> None:
+    output = tmp_path / "out.mp4"
+    writer = SegmentedVideoWriter(
+        output, 160, 120, Fraction(25), hardware=False, preset="ultrafast", fingerprint="f",
+        segment_frames=5, jobs=3, threads=1,
+    )  # fmt: skip
+    work = work_folder(output)
+    (work / "segment-00001.mp4").mkdir()  # segment 1 cannot be renamed into place: a real OSError
+    frames = _noise(5)
+    with pytest.raises(MediaWriteError, match=r"Cannot move the finished segment-00001\.mp4 into place"):
+        for index in range(200):  # segment 1 fails long before these are written: write() raises
+            writer.write(frames[index % 5])
+    writer.abort()
+    assert _encoder_threads() == []
+    assert _listed(work) == ["segment-00000.mp4"]  # the one before the failure is kept, none after
+    assert sorted(p.name for p in work.iterdir()) == [
+        "manifest.json",
+        "segment-00000.mp4",
+        "segment-00001.mp4",
+    ]
+    with pytest.raises(MediaWriteError, match="closed"):
+        writer.write(frames[0])
+
+
+def test_another_x264_preset_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Segments from two presets would join into one file of mixed quality: the preset is part of the
+    manifest's settings, so work from another preset is not resumed."""
+    caplog.set_level(logging.INFO, logger="app.media")
+    output = tmp_path / "out.mp4"
+
+    def writer(preset: str) -> SegmentedVideoWriter:
+        return SegmentedVideoWriter(
+            output, 160, 120, Fraction(25), hardware=False, preset=preset, fingerprint="f",
+            segment_frames=5, jobs=2, threads=1,
+        )  # fmt: skip
+
+    first = writer("ultrafast")
+    for frame in _noise(12):
+        first.write(frame)
+    first.abort()
+    assert writer("ultrafast").resume_point() == 10
+    again = writer("veryfast")
+    assert again.resume_point() == 0 and "was encoded with other settings" in caplog.text
+    again.abort()
 
 
 @pytest.mark.parametrize(("codec", "suffix"), [("hevc", ".mp4"), ("h264", ".mkv")])

@@ -186,6 +186,7 @@ def test_bad_flag_values_are_usage_errors(setup: dict[str, Path], tmp_path: Path
     io = ("-s", str(setup["astronaut"]), "-t", str(setup["astronaut"]), "-o", str(tmp_path / "x.png"))
     assert swap(setup, *io, "--strength", "3").returncode == 2
     assert swap(setup, *io, "--mask", "elbow").returncode == 2
+    assert swap(setup, *io, "--encoder-jobs", "-1").returncode == 2
     result = swap(setup, *io, "--pixel-boost", "200")
     assert result.returncode == 1 and "not 1 to 4 times" in result.stderr
 
@@ -198,15 +199,20 @@ def _segments_done(parts: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    ("seed", "encoding"),
+    [(1, ("--encoder-jobs", "1")), (2, ("--encoder-jobs", "3", "--x264-preset", "ultrafast"))],
+)
 def test_an_export_killed_at_a_random_point_resumes_to_the_same_frames(
-    setup: dict[str, Path], tmp_path: Path, seed: int
+    setup: dict[str, Path], tmp_path: Path, seed: int, encoding: tuple[str, ...]
 ) -> None:
     """SIGKILL mid-export, run again: the result equals an export that never stopped, frame for frame
-    (tracking and stabilisation state included: it is checkpointed with each segment)."""
+    (tracking and stabilisation state included: it is checkpointed with each segment), with segments
+    encoded one at a time or three at once."""
     rng = random.Random(seed)
     clip = make_clip(tmp_path / "long.mp4", seconds=6.0, fps=25, size=(320, 320), image=data.astronaut())
     engine = ("--segment-frames", "20", "--workers", "2", "--track-interval", "3", "--stabilise", "medium")
+    engine += encoding
     io = ("-s", str(setup["astronaut"]), "-t", str(clip))
     whole = tmp_path / "whole.mp4"
     assert swap(setup, *io, "-o", str(whole), *engine, swapper="inswapper_128_fp16@flat").returncode == 0

@@ -1,10 +1,12 @@
 """A resumable export as a pipeline would run it, for tests that kill it: read a clip, seek to the
 writer's resume point, restore the state saved with the last segment, write changed frames, finish.
 
-Run as `python -m tests.support.segmented_export CLIP OUTPUT [--sleep S]`; it prints "ready N" (N: the
-resume point) once the writer is open, "wrote I" after each frame it hands over, and "done" after
-finishing, so a test can kill it near a frame of its choosing. With DOPPEL_TEST_DIE_IN_JOIN=K in the
-environment it SIGKILLs itself after joining K segments: a kill in the middle of `finish()`.
+Run as `python -m tests.support.segmented_export CLIP OUTPUT [--sleep S] [--jobs J]`; it prints
+"ready N" (N: the resume point) once the writer is open, "wrote I" after each frame it hands over, and
+"done" after finishing, so a test can kill it near a frame of its choosing. With
+DOPPEL_TEST_DIE_IN_JOIN=K in the environment it SIGKILLs itself after joining K segments: a kill in
+the middle of `finish()`. Segments encode with THREADS x264 threads each, however many encode at once
+(`jobs`), so every run writes the same bytes.
 
 Frames depend on state carried from frame to frame (as a tracker's would): a running checksum of the
 source frames decides where a block is inverted, so a resume that restored the wrong state, or seeked
@@ -29,6 +31,7 @@ from app.media.video import open_video
 LABEL = SyntheticLabel(models=("inswapper_128",), created="2024-01-01T00:00:00+00:00")
 SEGMENT_FRAMES = 10
 FINGERPRINT = "clip+invert-v1"
+THREADS = 2
 DIE_IN_JOIN = "DOPPEL_TEST_DIE_IN_JOIN"
 _BLOCK = 48
 _MODULUS = 1_000_003
@@ -44,7 +47,9 @@ def change(image: torch.Tensor, state: int) -> tuple[torch.Tensor, int]:
     return out, state
 
 
-def open_writer(clip: Path, output: Path, fingerprint: str = FINGERPRINT) -> SegmentedVideoWriter:
+def open_writer(
+    clip: Path, output: Path, fingerprint: str = FINGERPRINT, jobs: int | None = None
+) -> SegmentedVideoWriter:
     with open_video(clip) as video:
         size, fps, time_base = (video.width, video.height), video.fps, video.time_base
     return SegmentedVideoWriter(
@@ -57,6 +62,8 @@ def open_writer(clip: Path, output: Path, fingerprint: str = FINGERPRINT) -> Seg
         hardware=False,
         fingerprint=fingerprint,
         segment_frames=SEGMENT_FRAMES,
+        jobs=jobs,
+        threads=THREADS,
     )
 
 
@@ -68,10 +75,11 @@ def export(
     stop_after: int | None = None,
     fingerprint: str = FINGERPRINT,
     announce: bool = False,
+    jobs: int | None = None,
 ) -> SegmentedVideoWriter:
     """Resume (or start) the export; `stop_after` frames written in this run, it aborts instead of
     finishing, as a cancelled job would."""
-    writer = open_writer(clip, output, fingerprint)
+    writer = open_writer(clip, output, fingerprint, jobs)
     start = writer.resume_point()
     saved = writer.resume_state()
     state = int(saved.decode()) if saved else 0
@@ -105,8 +113,9 @@ def main() -> None:
     parser.add_argument("clip", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds to wait after each frame")
+    parser.add_argument("--jobs", type=int, help="segments encoded at once (default: the writer's)")
     args = parser.parse_args()
-    export(args.clip, args.output, sleep_s=args.sleep, announce=True)
+    export(args.clip, args.output, sleep_s=args.sleep, announce=True, jobs=args.jobs)
     sys.stdout.write("done\n")
 
 
