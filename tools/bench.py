@@ -511,28 +511,43 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
     store, models = bench_store(options, say)
     inputs = _inputs(options, store, say)
     results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+
+    def measure(name: str, part: Callable[[], Any]) -> None:
+        # A part that fails is reported as such and the others still run: a partial report beats none.
+        try:
+            results[name] = part()
+        except DoppelError as exc:
+            errors[name] = str(exc)
+            say(f"{name}: failed: {str(exc)[:300]}")
+
     if options.whole_command:
         cache = options.folder / "command-cache"
         shutil.rmtree(cache, ignore_errors=True)
-        say("Whole command, cold (empty caches) …")
-        cold = whole_command(inputs, options, cache, "cold")
-        say("Whole command, warm (second launch) …")
-        warm = whole_command(inputs, options, cache, "warm")
-        results["command"] = {"cold": cold, "warm": warm}
+
+        def commands() -> dict[str, Any]:
+            say("Whole command, cold (empty caches) …")
+            cold = whole_command(inputs, options, cache, "cold")
+            say("Whole command, warm (second launch) …")
+            return {"cold": cold, "warm": whole_command(inputs, options, cache, "warm")}
+
+        measure("command", commands)
     inference = InferenceSettings(
         **({"provider": options.provider} if options.provider else {}),
         **({} if options.cuda_graphs else {"cuda_graphs": "off"}),
     )
     runtime = InferenceRuntime(store, inference, cache_root=options.folder / "command-cache")
     try:
-        results["export"] = export_figures(runtime, inputs, options, say)
+        measure("export", lambda: export_figures(runtime, inputs, options, say))
         if options.live:
-            results["live"] = live_figures(runtime, inputs, options, say)
+            measure("live", lambda: live_figures(runtime, inputs, options, say))
         say("One image …")
-        results["image_swap_s"] = image_seconds(runtime, inputs)
+        measure("image_swap_s", lambda: image_seconds(runtime, inputs))
         results["execution"] = execution(runtime)
     finally:
         runtime.close()
+    if errors:
+        results["errors"] = errors
     return {
         "machine": machine(),
         "command": " ".join(["python main.py bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,

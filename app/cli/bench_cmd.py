@@ -97,13 +97,16 @@ def run_bench_command(args: argparse.Namespace, ctx: AppContext) -> int:
         temporary = args.out.with_name(args.out.name + ".partial")
         temporary.write_text(json.dumps(report, indent=2), encoding="utf-8")
         temporary.replace(args.out)
+    failed = bool(report["results"].get("errors"))
     if args.json:
         say_json(report)
-        return 0
+        return 1 if failed else 0
     _print(report)
     if args.out is not None:
         say(f"Report: {args.out}")
-    return 0
+    for part, error in report["results"].get("errors", {}).items():
+        sys.stderr.write(f"error: bench {part} failed: {error}\n")
+    return 1 if failed else 0
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -114,7 +117,9 @@ def _print(report: dict[str, Any]) -> None:
         say(f"  {model}: {about['kind']}{cost}")
     for model, how in results.get("execution", {}).items():
         say(f"  {model} runs on {how}")
-    export = results["export"]
+    export = results.get("export")
+    if export is None:
+        return
     rows = [
         ["steady export fps", export["steady_fps"]],
         [
