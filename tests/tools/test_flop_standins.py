@@ -83,7 +83,7 @@ def test_detector_and_landmarks_find_the_centre_face(analysis_runtime: Inference
     assert face.landmark_confidence == pytest.approx(1.0)
     inside = (points[:, 0] > x1) & (points[:, 0] < x2) & (points[:, 1] > y1) & (points[:, 1] < y2 + 0.1 * h)
     assert inside.all()
-    template = landmark_template(64, 256, 195 / 256)[0]
+    template = landmark_template(64, 195 / 256)[0]
     # The same shape in the frame as in the template: one scale on both axes.
     x_scale, y_scale = (np.ptp(points[:, i]) / np.ptp(template[:, i]) for i in (0, 1))
     assert x_scale == pytest.approx(y_scale, rel=0.05)
