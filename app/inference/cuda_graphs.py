@@ -159,8 +159,7 @@ def probe(spec: LoadSpec, provider: Provider = Provider.CUDA) -> ProbeResult:
         plain = LoadedModel(plain_spec, provider)
         graphed = LoadedModel(graph_spec, provider)
         first = graphed.example_inputs(seed=1)
-        graphed.run(first)  # ORT warms up, then captures on a later run
-        graphed.run(first)
+        graphed.capture_graphs(first)  # as preload does: runs ORT needs, then the capture
         worst, scale = 0.0, 0.0
         for seed in range(2, 2 + REPLAYS):
             fresh = plain.example_inputs(seed=seed)

@@ -16,12 +16,19 @@ without a batch axis), which the runtime does in `preload`, before a job's threa
 GPU_SETUP, the process-wide lock that CUDA set-up (loads, gates, probes, warm-ups) holds too. A shape
 without a graph, or a model loaded later (a pool reload mid-job), runs without one: slower, never a
 capture beside running work.
+
+ORT keeps a session's CUDA graphs per calling thread (the CUDA provider's per-thread context holds
+them and their run counts), so a graph captured in preload does not exist for a worker thread: its
+second call would capture again, mid-job, beside the other workers' kernels. Every capture and
+replay of a model therefore runs on one thread of its own (`_GraphThread`); callers copy their
+inputs in and the outputs out on their own streams and wait for the replay.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,15 +71,44 @@ class _Graph:
     outputs: dict[str, torch.Tensor]
 
 
+class _GraphThread:
+    """The one thread that captures and replays a model's graphs (ORT keeps them per thread).
+    Callers hold the runner's lock while they wait, so at most one call is ever queued."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"graphs-{name}")
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self._executor.submit(function, *args).result()
+
+    def ident(self) -> int:
+        return int(self.call(threading.get_ident))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
 class GraphRunner:
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
         self._lock = threading.Lock()
+        self._thread = _GraphThread(model.model.id)
         self._graphs: dict[tuple[tuple[int, ...], ...], _Graph] = {}
         self._skip = _run_options(SKIP_GRAPH)
         # The batch symbol: the leading axis every batched input shares ("batch", "N", ...).
         leading = [m.shape[0] for m in model.inputs if m.shape and isinstance(m.shape[0], str)]
         self.batch_symbol = leading[0] if leading else None
+
+    @property
+    def replay_thread(self) -> int:
+        """The thread every capture and replay of this model runs on (tests)."""
+        return self._thread.ident()
+
+    def close(self) -> None:
+        """Stop the replay thread (its ORT per-thread context, graphs included, retires with it)."""
+        with self._lock:
+            self._graphs.clear()
+            self._thread.close()
 
     @property
     def graph_ids(self) -> dict[tuple[tuple[int, ...], ...], int]:
@@ -114,12 +150,11 @@ class GraphRunner:
             if graph is None:
                 if not capture or len(self._graphs) >= MAX_GRAPHS:
                     return self.model.run_plain(tensors, out, self._skip)
-                with GPU_SETUP:
-                    graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)
+                graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)
             for name, tensor in padded.items():
                 graph.inputs[name].copy_(tensor)
-            self.model.synchronise_inputs()
-            self.model.ort_session.run_with_iobinding(graph.binding, graph.run_options)
+            self.model.synchronise_inputs()  # on the caller's stream, before the graph thread runs
+            self._thread.call(self.model.ort_session.run_with_iobinding, graph.binding, graph.run_options)
             return {m.name: self._cut(m.shape, graph.outputs[m.name], batch) for m in self.model.outputs}
 
     def _batch_of(self, tensors: Tensors) -> int | None:

@@ -232,7 +232,7 @@ class LoadedModel:
         return feeds
 
     def close(self) -> None:
-        self._graphs = None
+        self.drop_graphs()
         self._session = None  # ORT frees the session's memory (its CUDA arena too) with the object
 
     # -- running ---------------------------------------------------------------------------------
@@ -256,7 +256,9 @@ class LoadedModel:
             self._graphs.capture_all(self._prepare(example))
 
     def drop_graphs(self) -> None:
-        self._graphs = None
+        graphs, self._graphs = self._graphs, None
+        if graphs is not None:
+            graphs.close()
 
     def synchronise_inputs(self) -> None:
         """ORT runs on its own CUDA stream: the caller's kernels that produce the inputs must be done.

@@ -91,6 +91,18 @@ class SessionPool:
             self._retire(slot)
         _release_memory()
 
+    def discard(self, model_id: str) -> None:
+        """Close this model's sessions (those leased now close when handed back); the next lease loads
+        it afresh."""
+        with self._lock:
+            doomed = [slot for key, slot in self._slots.items() if key.model_id == model_id]
+            for slot in doomed:
+                del self._slots[slot.key]
+        for slot in doomed:
+            self._retire(slot)
+        if doomed:
+            _release_memory()
+
     # -- internals -------------------------------------------------------------------------------
 
     def _checkout(self, key: SessionKey) -> _Slot:

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _MB = 1 << 20
 DEFAULT_VRAM_SHARE = 0.8
-AUTO_PROBE = False  # see _probe_now
+AUTO_PROBE = True  # probe each model's CUDA graphs unasked, in preload (see _probe_now)
 PRELOAD_THREADS = 4  # ORT session creation and cuDNN's search overlap well up to about this many
 
 
@@ -78,6 +78,7 @@ class InferenceRuntime:
         self.rewrites = ModelRewrites(self.cache_root)
         self._specs: dict[tuple[str, Precision], LoadSpec] = {}
         self._specs_lock = threading.Lock()
+        self._preloading = 0  # preloads under way: the only time a graph probe may run unasked
         self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
         # Items per model call when callers batch: the largest CUDA-graph bucket, so batches replay.
         self.batch_limit = BATCH_BUCKETS[-1]
@@ -239,12 +240,27 @@ class InferenceRuntime:
         return frozenset(passed)
 
     def _probe_now(self, provider: Provider) -> bool:
-        """Whether to probe now, unasked. Not yet: on the H200 with FLOP-matched models, graph sessions
-        still failed mid-export ("operation not permitted when stream is capturing": a capture running
-        beside the pipeline's threads) even with every capture moved into preload, so graphs stay
-        opt-in (`python main.py warmup --probe-cuda-graphs`) until that is found."""
+        """Whether to probe now, unasked: only inside preload, before a job's threads start. A probe
+        captures, and a capture beside running GPU work fails both (app.inference.graph_runs); a
+        model loaded mid-job (a pool reload, a model switched live) runs without graphs until then."""
         del provider
-        return AUTO_PROBE
+        return AUTO_PROBE and self._preloading > 0
+
+    def _unjudged(self, spec: LoadSpec) -> bool:
+        """Whether a probe would run for this spec now: graphs wanted and no verdict kept yet."""
+        if self.settings.cuda_graphs == "off" or spec.model.entry.cuda_graphs is False or spec.sm is None:
+            return False
+        return any(self.graphs.lookup(key_for(spec, p)) is None for p in GRAPH_PROVIDERS)
+
+    def _forget_unjudged(self, model_ids: Sequence[str]) -> None:
+        """Specs worked out before any probe (a model loaded outside preload) are worked out again, and
+        their idle sessions closed, so that this preload probes and loads them with graphs."""
+        with self._specs_lock:
+            stale = [key for key, spec in self._specs.items() if key[0] in model_ids and self._unjudged(spec)]
+            for key in stale:
+                del self._specs[key]
+        for model_id in {key[0] for key in stale}:
+            self.pool.discard(model_id)
 
     # -- sessions --------------------------------------------------------------------------------
 
@@ -292,8 +308,20 @@ class InferenceRuntime:
     def preload(self, model_ids: Sequence[str], parallel: int = PRELOAD_THREADS) -> None:
         """Load (and warm up) these models before a job's threads start, side by side where that is safe
         (CPU loads; CUDA set-up takes turns, app.inference.graph_runs), then capture their CUDA graphs
-        one by one. A model that cannot load is left for its first real use, which reports it."""
+        one by one. A model that cannot load is left for its first real use, which reports it.
+        Unjudged models are probed for CUDA graphs here (and only here, see _probe_now)."""
+        wanted = [m for m in dict.fromkeys(model_ids) if m in self.store.catalog]
+        with self._specs_lock:
+            self._preloading += 1
+        try:
+            if AUTO_PROBE and self._gpu_provider() is not None:
+                self._forget_unjudged(wanted)
+            self._preload(wanted, parallel)
+        finally:
+            with self._specs_lock:
+                self._preloading -= 1
 
+    def _preload(self, wanted: list[str], parallel: int) -> None:
         def load(model_id: str) -> None:
             try:
                 with self.session(model_id):
@@ -301,7 +329,6 @@ class InferenceRuntime:
             except DoppelError as exc:
                 log.debug("preload of %s left for later: %s", model_id, exc)
 
-        wanted = [m for m in dict.fromkeys(model_ids) if m in self.store.catalog]
         if len(wanted) < 2:
             for model_id in wanted:
                 load(model_id)

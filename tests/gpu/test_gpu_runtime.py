@@ -126,7 +126,9 @@ def test_cuda_graph_probe_enables_convolutional_models_and_refuses_the_detector(
         verdicts[model_id] = result.verdict
     assert all(verdicts[m] == "enabled" for m in PROBE_ENABLED)
     assert verdicts[PROBE_REFUSED] in ("refused", "skipped")
-    # A session loaded after the probe replays graphs and still gives the plain result on new inputs.
+    # A session loaded after the probe replays graphs (captured in preload) and still gives the plain
+    # result on new inputs.
+    runtime.preload(["inswapper_128"])
     with runtime.session("inswapper_128", provider="cuda") as session:
         assert session.uses_cuda_graph
         plain = runtime_for(
@@ -137,6 +139,44 @@ def test_cuda_graph_probe_enables_convolutional_models_and_refuses_the_detector(
             for seed in range(5):
                 feeds = session.example_inputs(seed=seed)
                 torch.testing.assert_close(session.run(feeds)["output"], reference.run(feeds)["output"])
+
+
+def test_graphs_captured_in_preload_replay_on_workers_beside_torch_work(
+    gpu_models: Path, tmp_path: Path
+) -> None:
+    """ORT keeps CUDA graphs per calling thread: replays from worker threads must not capture again
+    (a capture beside another thread's torch kernels fails both, "operation not permitted when
+    stream is capturing", as the H200 bench showed). Preload probes and captures; workers replay
+    while other threads allocate, convolve and synchronise."""
+    models = ["inswapper_128", "gfpgan_1.4"]
+    runtime = runtime_for(gpu_models, tmp_path)
+    runtime.preload(models)  # probes unjudged models, then captures their graphs
+    assert all(runtime.describe(m)["cuda_graphs"] for m in models)
+    plain = runtime_for(
+        gpu_models, tmp_path / "plain", settings=InferenceSettings(cuda_graphs="off", allow_tf32=False)
+    )
+    expected: dict[str, list[torch.Tensor]] = {}
+    feeds: dict[str, list[dict[str, torch.Tensor]]] = {}
+    for model_id in models:
+        with plain.session(model_id, provider="cuda") as reference:
+            feeds[model_id] = [reference.example_inputs(seed=s) for s in range(3)]
+            expected[model_id] = [reference.run(f)["output"] for f in feeds[model_id]]
+
+    def work(index: int) -> None:
+        if index % 2:  # the pipeline's own kernels, allocations and syncs on another thread
+            weight = torch.randn(64, 64, 3, 3, device="cuda")
+            for _ in range(200):
+                image = torch.randn(2, 64, 128, 128, device="cuda")
+                torch.nn.functional.conv2d(image, weight, padding=1).sum().item()
+            return
+        for round_ in range(6):
+            for model_id in models:
+                with runtime.session(model_id) as session:
+                    item = (index + round_) % 3
+                    out = session.run(feeds[model_id][item])["output"]
+                    torch.testing.assert_close(out, expected[model_id][item], rtol=2e-3, atol=2e-3)
+
+    run_together(4, work)
 
 
 def test_concurrent_calls_on_a_cuda_session_are_correct(gpu_models: Path, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ itself is tested on the GPU (tests/gpu)."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 from app.core.settings import InferenceSettings
-from app.inference.graph_runs import BATCH_BUCKETS, MAX_GRAPHS, bucket_for
+from app.inference.graph_runs import BATCH_BUCKETS, CAPTURE_RUNS, MAX_GRAPHS, bucket_for
 from app.inference.loaded_model import LoadedModel
 from app.inference.providers import Provider
 from app.inference.runtime import InferenceRuntime
@@ -117,3 +119,52 @@ def test_a_runner_runs_a_shape_it_has_no_graph_for_without_capturing(
     y = model.run({"x": x})["y"]
     np.testing.assert_allclose(y.numpy()[2:], plain_run(original, {"x": x[2:]})["y"], rtol=1e-5, atol=1e-6)
     assert sorted(shape[0][0] for shape in runner.graph_ids) == [1, 2]
+
+
+def test_every_capture_and_replay_runs_on_the_models_own_thread(graphed) -> None:  # type: ignore[no-untyped-def]
+    """ORT keeps CUDA graphs per calling thread: a graph captured in preload does not exist for a
+    worker, whose second call would capture again beside the pipeline's kernels (seen on the H200).
+    So captures (preload's thread) and replays (any worker's) all run on the runner's one thread."""
+    model, original = graphed
+    session = model.ort_session
+    real_run = session.run_with_iobinding
+    threads: list[tuple[int, str]] = []
+
+    def recording_run(binding, options):  # type: ignore[no-untyped-def]
+        graph_id = options.get_run_config_entry("gpu_graph_id") if options is not None else None
+        threads.append((threading.get_ident(), graph_id))
+        return real_run(binding, options)
+
+    session.run_with_iobinding = recording_run
+    model.capture_graphs({"x": picture(seed=0)})
+    runner = model._graphs
+    replay_thread = runner.replay_thread
+    assert replay_thread != threading.get_ident()
+
+    def work(seed: int) -> None:
+        for faces in (1, 2, 3, 9):
+            x = picture(seed=seed + faces, batch=faces)
+            y = model.run({"x": x})["y"]
+            np.testing.assert_allclose(
+                y[-1:].numpy(), plain_run(original, {"x": x[-1:]})["y"], rtol=1e-5, atol=1e-6
+            )
+
+    with ThreadPoolExecutor(max_workers=3) as workers:
+        list(workers.map(work, range(3)))
+    graphed_runs = [ident for ident, graph_id in threads if graph_id != "-1"]
+    plain_runs = [ident for ident, graph_id in threads if graph_id == "-1"]
+    # The captures, then 3 buckets x 3 workers.
+    assert len(graphed_runs) == len(BATCH_BUCKETS) * CAPTURE_RUNS + 3 * 3
+    assert set(graphed_runs) == {replay_thread}
+    assert len(plain_runs) == 3 and replay_thread not in plain_runs  # 9 faces: no graph, the worker's thread
+
+
+def test_closing_a_model_stops_its_replay_thread(graphed) -> None:  # type: ignore[no-untyped-def]
+    model, _ = graphed
+    model.capture_graphs({"x": picture(seed=0)})
+    names = {t.name for t in threading.enumerate()}
+    assert any(name.startswith("graphs-") for name in names)
+    before = threading.active_count()
+    model.close()
+    assert threading.active_count() == before - 1
+    assert model._graphs is None
