@@ -43,7 +43,7 @@ from app.pipeline.previewer import PreviewFrame
 from app.pipeline.settings import PipelineSettings, models_needed
 from app.ui.casting import Casting
 from app.ui.controller import MediaInfo, StudioController
-from app.ui.export_panel import ExportPanel
+from app.ui.export_panel import ExportChoice, ExportPanel
 from app.ui.faces_panel import FacesPanel
 from app.ui.live_panel import LivePanel
 from app.ui.messages import fallback_note, provider_messages
@@ -271,8 +271,8 @@ class MainWindow(QMainWindow):
         self.performance.add_sample(self.controller.stage_ms(), latency_ms=result.latency_ms)
         self.performance.set_vram(*_vram_mb())
 
-    def _make_job(self, output: Path, codec: str, crf: int) -> SwapJob:
-        return export_job(self.controller, output, codec, crf, self.workers)
+    def _make_job(self, choice: ExportChoice) -> SwapJob:
+        return export_job(self.controller, choice, self.workers)
 
     def _relay_fallback(self, event: FallbackEvent) -> None:
         """On an engine thread: hand the event to the GUI thread. Never raises (a listener that did

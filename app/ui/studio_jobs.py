@@ -24,6 +24,7 @@ from app.pipeline.settings import PipelineSettings, Reference, SourceFace
 from app.pipeline.sources import load_sources
 from app.processing.swapper import Swapper
 from app.ui.controller import StudioController
+from app.ui.export_panel import ExportChoice
 
 
 def has_a_source(source: SourceFace, settings: PipelineSettings) -> bool:
@@ -34,7 +35,7 @@ def has_a_source(source: SourceFace, settings: PipelineSettings) -> bool:
 _NO_SOURCE = "Add a photo of the source face first (the Faces panel), or load an identity"
 
 
-def export_job(controller: StudioController, output: Path, codec: str, crf: int, workers: int) -> SwapJob:
+def export_job(controller: StudioController, choice: ExportChoice, workers: int) -> SwapJob:
     """An export of what the studio shows: its media, source faces, settings and markers."""
     if controller.media is None:
         raise DoppelError("Open a video or an image to export first")
@@ -43,12 +44,13 @@ def export_job(controller: StudioController, output: Path, codec: str, crf: int,
     return SwapJob(
         sources=controller.source.files,
         target=controller.media.path,
-        output=output,
+        output=choice.output,
         settings=controller.settings,
         markers=controller.schedule() if controller.media.is_video else (),
         combine=controller.source.combine,
-        codec="hevc" if codec == "hevc" else "h264",
-        crf=crf,
+        codec="hevc" if choice.codec == "hevc" else "h264",
+        crf=choice.crf,
+        x264_preset=choice.x264_preset,
         engine=EngineOptions(workers=workers),
     )
 

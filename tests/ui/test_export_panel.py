@@ -13,7 +13,7 @@ from skimage import data
 from app.inference.runtime import InferenceRuntime
 from app.pipeline.job_queue import JobQueue, JobStatus
 from app.pipeline.job_state import EngineOptions, SwapJob
-from app.ui.export_panel import ExportPanel
+from app.ui.export_panel import ExportChoice, ExportPanel
 from app.ui.performance import SAMPLE_INTERVAL_S, PerformanceDock
 from tests.support.media import make_clip
 from tests.support.processing import flat_swap_settings
@@ -26,10 +26,14 @@ def test_an_export_feeds_stage_times_and_its_frame_rate_to_the_performance_dock(
     Image.fromarray(data.astronaut()).save(face)
     clip = make_clip(tmp_path / "clip.mp4", seconds=4.0, fps=25, size=(320, 320), image=data.astronaut())
 
-    def make_job(output: Path, codec: str, crf: int) -> SwapJob:
+    choices: list[ExportChoice] = []
+
+    def make_job(choice: ExportChoice) -> SwapJob:
+        choices.append(choice)
         return SwapJob(
-            sources=(face,), target=clip, output=output, settings=flat_swap_settings(),
-            engine=EngineOptions(workers=1), codec=codec, crf=crf,  # type: ignore[arg-type]
+            sources=(face,), target=clip, output=choice.output, settings=flat_swap_settings(),
+            engine=EngineOptions(workers=1), codec=choice.codec, crf=choice.crf,  # type: ignore[arg-type]
+            x264_preset=choice.x264_preset,
         )  # fmt: skip
 
     queue = JobQueue(runtime, tmp_path / "queue.json")
@@ -46,6 +50,8 @@ def test_an_export_feeds_stage_times_and_its_frame_rate_to_the_performance_dock(
     panel.sample.connect(sampled)
     panel.sample.connect(lambda stages, fps: dock.add_sample(stages, fps=fps))
     panel.output.setText(str(tmp_path / "out.mp4"))
+    assert panel.preset.currentText() == "veryfast"  # the default: far above real time
+    panel.preset.setCurrentText("ultrafast")
     try:
         job_id = panel.export()
         assert job_id is not None
@@ -56,6 +62,8 @@ def test_an_export_feeds_stage_times_and_its_frame_rate_to_the_performance_dock(
     finally:
         panel.shutdown()
     assert queue.get(job_id).status is JobStatus.DONE, queue.get(job_id).error
+    assert choices == [ExportChoice(tmp_path / "out.mp4", "h264", 18, "ultrafast")]
+    assert queue.get(job_id).job.x264_preset == "ultrafast"
     assert len(samples) >= 2
     assert any(running for *_, running in samples)  # sampled while the export ran, not only at its end
     assert all(stages and fps > 0 for stages, fps, _, _ in samples)

@@ -25,6 +25,7 @@ from app.models.context import build_context
 from app.pipeline.live import PacedVideo
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
 from app.processing.settings import ProcessingSettings, SwapSettings
+from app.ui.export_panel import ExportChoice
 from app.ui.main_window import MainWindow
 from app.ui.studio_settings import last_folder, remember_folder
 from tests.support.cli import run
@@ -309,7 +310,7 @@ def test_two_people_pasted_on_two_faces(qtbot, window: MainWindow, test_assets: 
     labels = [window.faces.targets_list.item(i).text() for i in range(window.faces.targets_list.count())]
     assert labels[3] == "face 4 → Ada" and labels[20] == "face 21 → Isaac"
     # the export carries both, and refuses nothing: each reference has its own person
-    job = window._make_job(Path("out.png"), "h264", 18)
+    job = window._make_job(ExportChoice(Path("out.png"), "h264", 18))
     assert [r.source for r in job.settings.analysis.references] == [r.source for r in references]
     # a person's edits follow into the faces assigned to them
     window.faces.people_list.setCurrentRow(0)
@@ -363,11 +364,12 @@ def test_an_export_from_the_window_carries_its_markers(qtbot, window: MainWindow
         update={"processing": ProcessingSettings(swap=SwapSettings(swapper="inswapper_128_fp16@identity"))}
     )
     shown(qtbot, window, lambda: window.settings_panel.changed.emit(unchanged))
-    job = window._make_job(tmp_path / "out.mp4", "h264", 18)
+    job = window._make_job(ExportChoice(tmp_path / "out.mp4", "h264", 18, "faster"))
     assert [(m.frame, m.settings.processing.swap.swapper) for m in job.markers] == [
         (10, "inswapper_128_fp16@identity")
     ]
     assert job.settings.processing.swap.swapper == "inswapper_128_fp16@flat"  # before the marker
+    assert job.x264_preset == "faster"
 
 
 def test_a_new_provider_applies_at_once(qtbot, window: MainWindow, tmp_path: Path) -> None:
