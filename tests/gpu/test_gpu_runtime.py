@@ -42,10 +42,11 @@ def gpu_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def runtime_for(
     directory: Path, tmp_path: Path, settings: InferenceSettings | None = None, **options: object
 ) -> InferenceRuntime:
-    """TF32 off unless asked: results are compared across providers, where TF32's ~1e-3 would show."""
+    """fp32 and TF32 off unless asked: results are compared across providers, where fp16's and TF32's
+    rounding would show (fp16's own parity gate is tested in tests/inference)."""
     catalog = load_catalog()
     catalog = catalog.merged(ModelStore(directory, catalog).standin_entries())
-    settings = settings or InferenceSettings(allow_tf32=False)
+    settings = settings or InferenceSettings(allow_tf32=False, precision="fp32")
     return InferenceRuntime(
         ModelStore(directory, catalog), settings, cache_root=tmp_path / "cache", **options
     )  # type: ignore[arg-type]
@@ -99,7 +100,9 @@ def test_tensorrt_falls_back_to_cuda_with_its_reason(gpu_models: Path, tmp_path:
 def test_a_cuda_run_failure_falls_back_to_the_cpu_with_a_correct_result(
     gpu_models: Path, tmp_path: Path
 ) -> None:
-    no_warmup = InferenceSettings(allow_tf32=False, warmup_on_load=False)  # the caller's run meets the fault
+    no_warmup = InferenceSettings(
+        allow_tf32=False, precision="fp32", warmup_on_load=False
+    )  # the caller's run meets the fault
     runtime = runtime_for(gpu_models, tmp_path, no_warmup, faults=FaultPlan([Fault(Provider.CUDA, "run")]))
     with runtime.session("inswapper_128", provider="cuda") as session:
         assert session.provider is Provider.CUDA
@@ -132,7 +135,9 @@ def test_cuda_graph_probe_enables_convolutional_models_and_refuses_the_detector(
     with runtime.session("inswapper_128", provider="cuda") as session:
         assert session.uses_cuda_graph
         plain = runtime_for(
-            gpu_models, tmp_path / "plain", settings=InferenceSettings(cuda_graphs="off", allow_tf32=False)
+            gpu_models,
+            tmp_path / "plain",
+            settings=InferenceSettings(cuda_graphs="off", allow_tf32=False, precision="fp32"),
         )
         with plain.session("inswapper_128", provider="cuda") as reference:
             assert not reference.uses_cuda_graph
@@ -153,7 +158,9 @@ def test_graphs_captured_in_preload_replay_on_workers_beside_torch_work(
     runtime.preload(models)  # probes unjudged models, then captures their graphs
     assert all(runtime.describe(m)["cuda_graphs"] for m in models)
     plain = runtime_for(
-        gpu_models, tmp_path / "plain", settings=InferenceSettings(cuda_graphs="off", allow_tf32=False)
+        gpu_models,
+        tmp_path / "plain",
+        settings=InferenceSettings(cuda_graphs="off", allow_tf32=False, precision="fp32"),
     )
     expected: dict[str, list[torch.Tensor]] = {}
     feeds: dict[str, list[dict[str, torch.Tensor]]] = {}
@@ -193,7 +200,9 @@ def test_concurrent_calls_on_a_cuda_session_are_correct(gpu_models: Path, tmp_pa
 
 
 def test_pool_eviction_frees_gpu_memory(gpu_models: Path, tmp_path: Path) -> None:
-    runtime = runtime_for(gpu_models, tmp_path, settings=InferenceSettings(max_sessions=1, allow_tf32=False))
+    runtime = runtime_for(
+        gpu_models, tmp_path, settings=InferenceSettings(max_sessions=1, allow_tf32=False, precision="fp32")
+    )
     torch.cuda.synchronize()
     before, _ = torch.cuda.mem_get_info()
     with runtime.session("gfpgan_1.4", provider="cuda") as session:
