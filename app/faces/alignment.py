@@ -1,14 +1,21 @@
 """Alignment: similarity transforms from five keypoints to a template, their inverses, and warps.
 
 Transforms are 2x3 matrices mapping frame pixels to crop pixels (OpenCV's and kornia's convention),
-estimated by least squares (Umeyama: scale, rotation, translation; no shear) in torch, so the same code
-runs on the GPU and the CPU. The inverse takes a processed crop back to the frame for paste-back.
+estimated by least squares (Umeyama: scale, rotation, translation; no shear). The inverse takes a
+processed crop back to the frame for paste-back.
+
+The matrix algebra (2x2 SVDs, 3x3 inverses, a crop's corners) runs in NumPy on the host: torch pays
+5-50 µs of dispatch per op on matrices this small, and with a handful of ops per face per stage that
+was most of the export's time on the H200 (py-spy: the workers spent under 10 % in model calls). Only
+the images and their sampling grids are torch tensors on the frame's device. Functions still take and
+give torch tensors.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch.nn import functional
 
@@ -44,75 +51,116 @@ _TEMPLATES: dict[str, tuple[int, tuple[tuple[float, float], ...]]] = {
 TEMPLATES = tuple(_TEMPLATES)
 
 
-def template(name: str, size: int, device: torch.device | None = None) -> torch.Tensor:
-    """The template's five points [5, 2] scaled to a square crop of `size` pixels."""
+def _template_points(name: str) -> tuple[float, tuple[tuple[float, float], ...]]:
     try:
-        reference, points = _TEMPLATES[name]
+        return _TEMPLATES[name]
     except KeyError:
         raise ValueError(f"unknown alignment template '{name}' (known: {', '.join(TEMPLATES)})") from None
+
+
+def template(name: str, size: int, device: torch.device | None = None) -> torch.Tensor:
+    """The template's five points [5, 2] scaled to a square crop of `size` pixels."""
+    reference, points = _template_points(name)
     return torch.tensor(points, dtype=torch.float32, device=device) * (size / reference)
+
+
+def _host(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float64).numpy()
+
+
+def _like(values: np.ndarray, model: torch.Tensor) -> torch.Tensor:
+    """A float64 array back as a tensor of `model`'s float dtype and device."""
+    dtype = model.dtype if model.dtype.is_floating_point else torch.float32
+    return torch.from_numpy(np.ascontiguousarray(values)).to(model.device, dtype)
+
+
+def _umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    covariance = dst_c.T @ src_c / src.shape[0]
+    u, singular, vh = np.linalg.svd(covariance)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vh) < 0:
+        sign[1] = -1.0
+    rotation = (u * sign) @ vh
+    variance = (src_c**2).sum() / src.shape[0]
+    scale = (singular * sign).sum() / variance
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.concatenate([scale * rotation, translation[:, None]], axis=1)
 
 
 def umeyama(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The similarity transform [2, 3] that best maps source points [N, 2] onto target points [N, 2]
     in the least-squares sense (Umeyama 1991), reflection excluded."""
-    src, dst = source.double(), target.double()
-    src_mean, dst_mean = src.mean(dim=0), dst.mean(dim=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    covariance = dst_c.T @ src_c / src.shape[0]
-    u, singular, vh = torch.linalg.svd(covariance)
-    sign = torch.ones(2, dtype=torch.float64, device=src.device)
-    if torch.det(u) * torch.det(vh) < 0:
-        sign[1] = -1.0
-    rotation = u @ torch.diag(sign) @ vh
-    variance = src_c.pow(2).sum() / src.shape[0]
-    scale = (singular * sign).sum() / variance
-    translation = dst_mean - scale * rotation @ src_mean
-    matrix = torch.cat([scale * rotation, translation[:, None]], dim=1)
-    return matrix.to(source.dtype)
+    return _like(_umeyama(_host(source), _host(target)), source)
 
 
 def estimate(kps: torch.Tensor, template_name: str, size: int) -> torch.Tensor:
     """Frame → crop transform [2, 3] for a face's five keypoints."""
-    return umeyama(kps.float(), template(template_name, size, kps.device))
+    reference, points = _template_points(template_name)
+    target = np.asarray(points, dtype=np.float64) * (size / reference)
+    return _like(_umeyama(_host(kps), target), kps.float())
+
+
+def _invert(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of 2x3 affine transforms [..., 2, 3] in closed form: [A | t] → [A⁻¹ | -A⁻¹ t]."""
+    a, b, c = matrix[..., 0, 0], matrix[..., 0, 1], matrix[..., 0, 2]
+    d, e, f = matrix[..., 1, 0], matrix[..., 1, 1], matrix[..., 1, 2]
+    det = a * e - b * d
+    inverse = np.empty(matrix.shape, dtype=np.float64)
+    inverse[..., 0, 0], inverse[..., 0, 1] = e / det, -b / det
+    inverse[..., 1, 0], inverse[..., 1, 1] = -d / det, a / det
+    inverse[..., 0, 2] = -(inverse[..., 0, 0] * c + inverse[..., 0, 1] * f)
+    inverse[..., 1, 2] = -(inverse[..., 1, 0] * c + inverse[..., 1, 1] * f)
+    return inverse
 
 
 def invert(matrix: torch.Tensor) -> torch.Tensor:
     """The inverse of a 2x3 affine transform."""
-    full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]], dtype=matrix.dtype, device=matrix.device)])
-    inverse: torch.Tensor = torch.linalg.inv(full)[:2]
-    return inverse
+    return _like(_invert(_host(matrix)), matrix)
 
 
 def transform_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def _pixels_to_unit(width: int, height: int) -> torch.Tensor:
+def _pixels_to_unit(width: int, height: int) -> np.ndarray:
     """Pixel coordinates → grid_sample's [-1, 1] (align_corners=True: pixel centres 0 and side-1 are ±1)."""
-    return torch.tensor(
-        [[2.0 / max(width - 1, 1), 0.0, -1.0], [0.0, 2.0 / max(height - 1, 1), -1.0], [0.0, 0.0, 1.0]],
-        dtype=torch.float64,
+    return np.array(
+        [[2.0 / max(width - 1, 1), 0.0, -1.0], [0.0, 2.0 / max(height - 1, 1), -1.0], [0.0, 0.0, 1.0]]
     )
+
+
+def _unit_to_pixels(width: int, height: int) -> np.ndarray:
+    sx, sy = max(width - 1, 1) / 2.0, max(height - 1, 1) / 2.0
+    return np.array([[sx, 0.0, sx], [0.0, sy, sy], [0.0, 0.0, 1.0]])
+
+
+def _sampling_matrices(
+    matrices: np.ndarray, image_size: tuple[int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """grid_sample's thetas [B, 2, 3]: output unit coordinates → input unit coordinates."""
+    output_to_input = _invert(matrices)
+    full = np.zeros((matrices.shape[0], 3, 3))
+    full[:, :2], full[:, 2, 2] = output_to_input, 1.0
+    height, width = size
+    theta = _pixels_to_unit(image_size[1], image_size[0]) @ full @ _unit_to_pixels(width, height)
+    return np.ascontiguousarray(theta[:, :2])
 
 
 def warp(image: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Warp a float image [B, C, H, W] by a 2x3 (or [B, 2, 3]) transform into `size` (height, width):
     bilinear, zeros outside, the same sampling as kornia's warp_affine (align_corners=True).
 
-    The matrix algebra (inverse, normalisation) runs on the CPU, where face geometry lives, and only the
-    final 2x3 sampling matrices go to the image's device: inverting on the GPU would make the driver
-    report back to the host (a device-to-host copy and a stall) on every warp."""
+    The matrix algebra runs on the host (see the module's docstring); only the final 2x3 sampling
+    matrices go to the image's device (inverting there would also stall on a device-to-host copy)."""
     batch = image.shape[0]
-    matrices = (matrix if matrix.ndim == 3 else matrix[None]).detach().to("cpu", torch.float64)
+    matrices = _host(matrix if matrix.ndim == 3 else matrix[None])
     if matrices.shape[0] != batch:
-        matrices = matrices.expand(batch, 2, 3)
-    bottom = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=torch.float64).expand(matrices.shape[0], 1, 3)
-    output_to_input = torch.linalg.inv(torch.cat([matrices, bottom], dim=1))
+        matrices = np.broadcast_to(matrices, (batch, 2, 3))
+    theta = _sampling_matrices(matrices, (int(image.shape[-2]), int(image.shape[-1])), size)
+    theta_device = torch.from_numpy(theta).to(image.device, image.dtype, non_blocking=True)
     height, width = size
-    source = _pixels_to_unit(int(image.shape[-1]), int(image.shape[-2]))
-    theta = source @ output_to_input @ torch.linalg.inv(_pixels_to_unit(width, height))
-    theta_device = theta[:, :2].to(image.dtype).to(image.device, non_blocking=True)
     grid = functional.affine_grid(
         theta_device, [batch, int(image.shape[1]), height, width], align_corners=True
     )
@@ -124,15 +172,21 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
     zero outside the frame. Only the frame region under the crop (plus a 2-pixel rim for bilinear
     sampling) is converted to float, so the cost follows the crop, not a 4K frame."""
     height, width = size
-    matrix = matrix.float().cpu()  # bounds are worked out on the CPU: no device sync per crop
-    bounds = crop_bounds(matrix, size, (int(frame.shape[0]), int(frame.shape[1])))
+    host = _host(matrix)  # bounds are worked out on the host: no device sync per crop
+    bounds = _crop_bounds(host, size, (int(frame.shape[0]), int(frame.shape[1])))
     if bounds is None:
         return torch.zeros((1, int(frame.shape[2]), height, width), dtype=torch.float32, device=frame.device)
     x0, y0, x1, y1 = bounds
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
-    shifted = matrix.clone()
-    shifted[:, 2] += shifted[:, :2] @ torch.tensor([float(x0), float(y0)])
-    return warp(region, shifted, size)
+    shifted = host.copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array([float(x0), float(y0)])
+    theta = _sampling_matrices(shifted[None], (y1 - y0, x1 - x0), size)
+    grid = functional.affine_grid(
+        torch.from_numpy(theta).to(frame.device, torch.float32, non_blocking=True),
+        [1, int(frame.shape[2]), height, width],
+        align_corners=True,
+    )
+    return functional.grid_sample(region, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def crop_face(
@@ -146,8 +200,25 @@ def crop_face(
 
 def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     """The 2x3 transform applying `inner` first, then `outer`."""
-    linear = outer[:, :2] @ inner[:, :2]
-    return torch.cat([linear, (outer[:, :2] @ inner[:, 2:] + outer[:, 2:])], dim=1)
+    a, b = _host(outer), _host(inner)
+    composed = np.concatenate([a[:, :2] @ b[:, :2], a[:, :2] @ b[:, 2:] + a[:, 2:]], axis=1)
+    return _like(composed, outer)
+
+
+def _crop_bounds(
+    matrix: np.ndarray, size: tuple[int, int], frame_size: tuple[int, int], margin: int = 2
+) -> tuple[int, int, int, int] | None:
+    height, width = size
+    corners = np.array([[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]])
+    inverse = _invert(matrix)
+    back = corners @ inverse[:, :2].T + inverse[:, 2]
+    (left, top), (right, bottom) = back.min(axis=0), back.max(axis=0)
+    x0, y0 = max(math.floor(left) - margin, 0), max(math.floor(top) - margin, 0)
+    x1 = min(math.ceil(right) + margin + 1, frame_size[1])
+    y1 = min(math.ceil(bottom) + margin + 1, frame_size[0])
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return x0, y0, x1, y1
 
 
 def crop_bounds(
@@ -155,13 +226,4 @@ def crop_bounds(
 ) -> tuple[int, int, int, int] | None:
     """The frame region (x0, y0, x1, y1) a crop of `size` (h, w) under a frame → crop matrix covers,
     clamped to the frame (h, w) and widened by `margin` pixels for bilinear sampling; None if it misses."""
-    height, width = size
-    corners = torch.tensor([[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]])
-    back = transform_points(corners, invert(matrix.float().cpu()))
-    (left, top), (right, bottom) = back.min(dim=0).values.tolist(), back.max(dim=0).values.tolist()
-    x0, y0 = max(math.floor(left) - margin, 0), max(math.floor(top) - margin, 0)
-    x1 = min(math.ceil(right) + margin + 1, frame_size[1])
-    y1 = min(math.ceil(bottom) + margin + 1, frame_size[0])
-    if x0 >= x1 or y0 >= y1:
-        return None
-    return x0, y0, x1, y1
+    return _crop_bounds(_host(matrix), size, frame_size, margin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional
 
@@ -58,14 +59,16 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Te
     order = scores.argsort(descending=True)[:PRE_NMS_LIMIT]
     if order.numel() == 0:
         return order
-    iou = box_iou(boxes[order], boxes[order])
-    suppressed = torch.zeros(order.numel(), dtype=torch.bool, device=boxes.device)
+    # One copy to the host, then the greedy loop in NumPy: a loop over device tensors would sync once
+    # per candidate, and torch's per-op dispatch on the host costs more than the work.
+    overlapping = (box_iou(boxes[order], boxes[order]) > threshold).cpu().numpy()
+    suppressed = np.zeros(order.numel(), dtype=bool)
     keep = []
     for index in range(order.numel()):  # detections per frame are few after the score filter
         if suppressed[index]:
             continue
         keep.append(index)
-        suppressed |= iou[index] > threshold
+        suppressed |= overlapping[index]
     return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
 
 
