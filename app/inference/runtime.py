@@ -285,6 +285,11 @@ class InferenceRuntime:
         with self.pool.lease(self.key_for(model_id, provider, precision)) as session:
             yield session
 
+    def is_loaded(self, model_id: str) -> bool:
+        """Whether the pool holds a session of this model now (on any provider: a fallback moves it),
+        so a caller can tell a lease that returns at once from one that loads first."""
+        return any(key.model_id == model_id for key in self.pool.session_keys())
+
     def run(self, model_id: str, feeds: Mapping[str, torch.Tensor], provider: str | None = None) -> Tensors:
         if self.call_log is not None:
             self.call_log.record(model_id, feeds)

@@ -5,6 +5,10 @@ own (detection every frame, no stabilisation), and its faces are cached per fram
 so going back to a frame is a lookup. The models are built once per settings snapshot (sessions come
 from the runtime's pool, so rebuilding after a slider moves is cheap) and the source identity once per
 swapper recogniser.
+
+With a ModelWarmer, the first swapped frame does not wait for the finishing models (the restorer): while
+they are not loaded, the frame is a draft rendered without them (`pending` names them), and the warmer
+loads them once the draft is done, so the core models load first and the draft is not delayed.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from app.pipeline.cache import AnalysisCache
 from app.pipeline.frame_swap import FrameSwapper, frame_device
 from app.pipeline.jobs import is_image
 from app.pipeline.preview import Checkpoint
-from app.pipeline.settings import PipelineSettings, SourceFace
+from app.pipeline.settings import PipelineSettings, SourceFace, finishing_models, without_finishing
 from app.pipeline.sources import Cast, SourceLoader
+from app.pipeline.warmer import ModelWarmer
 from app.processing.compositor import FaceCompositor
 from app.tracking.face_tracker import TrackingSettings
 
@@ -49,6 +54,7 @@ class PreviewFrame:
     faces: list[Face]  # those selected to swap in this frame
     swapped: bool
     found: list[Face] = field(default_factory=list)  # every face found (what the target panel shows)
+    pending: tuple[str, ...] = ()  # models left out of this draft while they load; () when complete
 
 
 class MediaPreviewer:
@@ -61,8 +67,11 @@ class MediaPreviewer:
         media: Path,
         source: SourceFace | None = None,
         cache: AnalysisCache | None = None,
+        warmer: ModelWarmer | None = None,
     ) -> None:
+        """Without a `warmer`, every frame is complete (the models all load on the preview thread)."""
         self.runtime = runtime
+        self.warmer = warmer
         self.media = media
         self.image = load_image(media).frame if is_image(media) else None
         self.video: VideoSource | None = None if self.image is not None else open_video(media)
@@ -70,7 +79,7 @@ class MediaPreviewer:
         self.cache = cache or AnalysisCache()
         self.device = frame_device(runtime)
         self.timer = StageTimer()
-        self._built: tuple[str, FrameAnalyser, FaceCompositor] | None = None
+        self._built: tuple[str, FrameAnalyser, dict[bool, FaceCompositor]] | None = None  # by draft
         self._loaders: dict[tuple[str, str], SourceLoader] = {}  # by (detector, recogniser)
 
     @property
@@ -86,15 +95,20 @@ class MediaPreviewer:
         with self.timer.stage("decode"):
             frame = self._frame(index).to(self.device)
         checkpoint()
-        analyser, compositor = self._models(settings)
+        analyser = self._analyser(settings)
         found, faces = analyser.analyse_all(frame, index=index, timer=self.timer)
         checkpoint()
+        pending = self._pending(settings)
+        compositor = self._compositor(settings, draft=bool(pending))
         cast = self._cast(analyser, compositor, source, settings)
         if cast.empty:
             host = frame.cpu()
             return PreviewFrame(index, host, host, faces, swapped=False, found=found)
         result = FrameSwapper(compositor, cast).render(frame, faces, self.timer)
-        return PreviewFrame(index, frame.cpu(), result.frame.cpu(), faces, swapped=True, found=found)
+        if pending and self.warmer is not None:
+            self.warmer.request(pending)  # only now: the draft's own models went first
+        after = result.frame.cpu()
+        return PreviewFrame(index, frame.cpu(), after, faces, swapped=True, found=found, pending=pending)
 
     def close(self) -> None:
         if self.video is not None:
@@ -111,15 +125,30 @@ class MediaPreviewer:
             raise IndexError(f"{self.video.path} has no frame {index} (it has {self.video.frame_count})")
         return decoded.image
 
-    def _models(self, settings: PipelineSettings) -> tuple[FrameAnalyser, FaceCompositor]:
+    def _pending(self, settings: PipelineSettings) -> tuple[str, ...]:
+        if self.warmer is None:
+            return ()
+        return self.warmer.pending(finishing_models(settings, self.runtime.store.catalog))
+
+    def _built_for(self, settings: PipelineSettings) -> tuple[FrameAnalyser, dict[bool, FaceCompositor]]:
         settings = scrubbing(settings)
         key = settings.fingerprint()
-        if self._built is not None and self._built[0] == key:
-            return self._built[1], self._built[2]
-        analyser = FrameAnalyser(self.runtime, settings, cache=self.cache, source_id=str(self.media))
-        compositor = FaceCompositor(self.runtime, settings.processing)
-        self._built = (key, analyser, compositor)
-        return analyser, compositor
+        if self._built is None or self._built[0] != key:
+            analyser = FrameAnalyser(self.runtime, settings, cache=self.cache, source_id=str(self.media))
+            self._built = (key, analyser, {})
+        return self._built[1], self._built[2]
+
+    def _analyser(self, settings: PipelineSettings) -> FrameAnalyser:
+        return self._built_for(settings)[0]
+
+    def _compositor(self, settings: PipelineSettings, draft: bool) -> FaceCompositor:
+        """The full compositor, or a draft's without the finishing models (built only once those are
+        loaded: a restorer's set-up may already touch its file)."""
+        compositors = self._built_for(settings)[1]
+        if draft not in compositors:
+            processing = (without_finishing(settings) if draft else settings).processing
+            compositors[draft] = FaceCompositor(self.runtime, processing)
+        return compositors[draft]
 
     def _cast(
         self,

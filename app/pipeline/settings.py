@@ -124,6 +124,21 @@ def models_needed(settings: PipelineSettings, catalog: Catalog) -> list[str]:
     return [model for model in dict.fromkeys(wanted) if model and model in catalog]
 
 
+def finishing_models(settings: PipelineSettings, catalog: Catalog) -> tuple[str, ...]:
+    """The models that only finish a swap: the restorer (when its blend lets it change anything). A
+    preview can show a draft without them while they load; a frame enhancer would join them here."""
+    restore = settings.processing.restore
+    wanted = (restore.restorer,) if restore.blend > 0 else ()
+    return tuple(model for model in wanted if model and model in catalog)
+
+
+def without_finishing(settings: PipelineSettings) -> PipelineSettings:
+    """The settings of a draft: the same swap, the restorer off."""
+    restore = settings.processing.restore.model_copy(update={"restorer": None})
+    processing = settings.processing.model_copy(update={"restore": restore})
+    return settings.model_copy(update={"processing": processing})
+
+
 def read_settings_file(path: Path) -> PipelineSettings:
     """A PipelineSettings JSON file; SettingsError names the file and what is wrong."""
     try:

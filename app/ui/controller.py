@@ -8,6 +8,10 @@ widget from another thread (DESIGN: a controller owns the workers, results come 
 
 Playback is a QTimer on the GUI thread that asks for the next frame at the media's rate; when the
 engine is slower than that, playback runs at the engine's pace: one request at a time, no backlog.
+
+The first swapped frame does not wait for the restorer: it comes as a draft (PreviewFrame.pending)
+while the engine's ModelWarmer loads it, and the warmer's word, queued to the GUI thread, asks for the
+frame shown again, now complete.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from app.core.errors import DoppelError
 from app.inference.runtime import InferenceRuntime
@@ -25,6 +29,7 @@ from app.pipeline.job_state import Marker
 from app.pipeline.preview import Checkpoint, PreviewResult, PreviewService
 from app.pipeline.previewer import MediaPreviewer, PreviewFrame
 from app.pipeline.settings import PipelineSettings, SourceFace
+from app.pipeline.warmer import ModelWarmer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class StudioController(QObject):
     media_opened = Signal(object)  # MediaInfo
     playing_changed = Signal(bool)
     _arrived = Signal(object)  # from the preview thread; queued to the GUI thread
+    _warmed = Signal(object)  # tuple[str, ...]: from the warmer's thread, the models it tried
 
     def __init__(self, runtime: InferenceRuntime, settings: PipelineSettings | None = None) -> None:
         super().__init__()
@@ -67,12 +73,14 @@ class StudioController(QObject):
         self.index = 0
         self.last: PreviewFrame | None = None
         self._previewer: MediaPreviewer | None = None
+        self._warmer: ModelWarmer | None = None
         self._service: PreviewService[Snapshot, PreviewFrame] | None = None
         self._clock = QTimer(self)
         self._clock.timeout.connect(self._tick)
         self._latest = 0  # the generation of the newest request
         self._waiting = False  # the newest request is not rendered yet
         self._arrived.connect(self._on_arrived)
+        self._warmed.connect(self._on_warmed, Qt.ConnectionType.QueuedConnection)
         self.failed.connect(self._on_failed)
 
     # -- media ---------------------------------------------------------------------------------------
@@ -80,8 +88,13 @@ class StudioController(QObject):
     def open_media(self, path: Path) -> MediaInfo:
         """Open an image or a video (DoppelError names the file when it cannot be used)."""
         self._close_media()
-        previewer = MediaPreviewer(self.runtime, path)
-        self._previewer = previewer
+        warmer = ModelWarmer(self.runtime, self._warmed.emit)  # per runtime: it remembers what it tried
+        try:
+            previewer = MediaPreviewer(self.runtime, path, warmer=warmer)
+        except BaseException:
+            warmer.close()
+            raise
+        self._warmer, self._previewer = warmer, previewer
         if previewer.video is not None:
             video = previewer.video
             info = MediaInfo(path, video.frame_count, float(video.fps), video.width, video.height)
@@ -200,7 +213,7 @@ class StudioController(QObject):
     # -- lifetime ------------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop playback and the preview thread (joined), close the media."""
+        """Stop playback, the preview thread and the model warmer (both joined), close the media."""
         self.pause()
         self._close_media()
 
@@ -208,6 +221,9 @@ class StudioController(QObject):
         if self._service is not None:
             self._service.close()
             self._service = None
+        if self._warmer is not None:  # after the service: no preview asks it for more now
+            self._warmer.close()
+            self._warmer = None
         if self._previewer is not None:
             self._previewer.close()
             self._previewer = None
@@ -230,6 +246,12 @@ class StudioController(QObject):
 
     def _on_failed(self, message: str) -> None:
         self._waiting = False
+
+    def _on_warmed(self, models: tuple[str, ...]) -> None:
+        """The models a draft left out are loaded (or failed to): the frame shown, complete (or its
+        error, reported as any failed preview)."""
+        log.debug("warmed %s: refreshing frame %d", ", ".join(models), self.index)
+        self.refresh()
 
     def _on_arrived(self, result: PreviewResult[PreviewFrame]) -> None:
         if result.generation != self._latest:

@@ -46,7 +46,7 @@ from app.ui.controller import MediaInfo, StudioController
 from app.ui.export_panel import ExportChoice, ExportPanel
 from app.ui.faces_panel import FacesPanel
 from app.ui.live_panel import LivePanel
-from app.ui.messages import fallback_note, provider_messages
+from app.ui.messages import draft_note, fallback_note, provider_messages
 from app.ui.model_manager import ModelManager
 from app.ui.performance import PerformanceDock
 from app.ui.settings_panel import SettingsPanel
@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.export = ExportPanel(JobQueue(self.runtime), self._make_job)
         self.live = LivePanel(self._make_live_state)
         self._shown_marker: int | None = None
+        self._draft_note: str | None = None  # the status bar's words while the preview is a draft
         self._build_layout()
         self._connect()
         self._build_menus()
@@ -261,6 +262,7 @@ class MainWindow(QMainWindow):
         after, before = shown.after.numpy(), shown.before.numpy()
         boxes = None if shown.swapped else [face.box for face in shown.faces]
         self.viewer.show_frame(after, before, boxes)
+        self._say_draft(shown.pending)
         self.timeline.set_position(shown.index)
         marker = self.controller.marker_at(shown.index)
         if marker != self._shown_marker:  # crossed a marker: show the settings in force here
@@ -270,6 +272,20 @@ class MainWindow(QMainWindow):
         self.faces.set_targets(before, shown.found, self.casting.labels(shown.found, shown.faces, settings))
         self.performance.add_sample(self.controller.stage_ms(), latency_ms=result.latency_ms)
         self.performance.set_vram(*_vram_mb())
+
+    def _say_draft(self, pending: tuple[str, ...]) -> None:
+        """While a draft is shown, the status bar names the models still loading; the complete frame
+        clears those words (not a message that came since: that one is newer news)."""
+        bar = self.statusBar()
+        if pending:
+            names = {entry.id: entry.name for entry in self.ctx.catalog}
+            self._draft_note = draft_note(pending, names)
+            if bar.currentMessage() != self._draft_note:
+                bar.showMessage(self._draft_note)
+        elif self._draft_note is not None:
+            if bar.currentMessage() == self._draft_note:
+                bar.clearMessage()
+            self._draft_note = None
 
     def _make_job(self, choice: ExportChoice) -> SwapJob:
         return export_job(self.controller, choice, self.workers)

@@ -9,7 +9,7 @@ in the log and in `check-env`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 from app.inference.fallbacks import FallbackEvent
@@ -163,3 +163,11 @@ def fallback_note(event: FallbackEvent, names: Mapping[str, str] | None = None) 
 def fallback_message(event: FallbackEvent, names: Mapping[str, str] | None = None) -> str:
     """fallback_note without the level."""
     return fallback_note(event, names).text
+
+
+def draft_note(pending: Sequence[str], names: Mapping[str, str] | None = None) -> str:
+    """What the status bar says while the preview is a draft without these models (ids; `names` maps
+    them to display names): "Showing the swap without GFPGAN v1.4 while it loads…"."""
+    shown = [(names or {}).get(model, model) for model in pending]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    return f"Showing the swap without {listed} while {'it loads' if len(shown) == 1 else 'they load'}…"

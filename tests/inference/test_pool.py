@@ -30,6 +30,21 @@ def test_a_session_is_reused(make_runtime: RuntimeFactory) -> None:
     assert [k.model_id for k in runtime.pool.session_keys()] == ["occluder"]
 
 
+def test_is_loaded_says_whether_the_pool_holds_a_model_on_any_provider(make_runtime: RuntimeFactory) -> None:
+    from app.inference.faults import Fault, FaultPlan
+
+    runtime = make_runtime(
+        backends={Provider.CUDA: "CPUExecutionProvider"}, faults=FaultPlan([Fault(Provider.CUDA, "run")])
+    )
+    assert not runtime.is_loaded("occluder")
+    with runtime.session("occluder", provider="cuda") as session:
+        assert runtime.is_loaded("occluder")  # while leased, too
+        session.run(session.example_inputs())  # falls back: now filed under the CPU
+    assert runtime.is_loaded("occluder") and not runtime.is_loaded("inswapper_128")
+    runtime.pool.discard("occluder")
+    assert not runtime.is_loaded("occluder")
+
+
 def test_eviction_by_count_takes_the_least_recently_used(make_runtime: RuntimeFactory) -> None:
     runtime = make_runtime(InferenceSettings(max_sessions=2))
     sessions = {}

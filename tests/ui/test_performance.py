@@ -12,6 +12,7 @@ from app.core.profiling import StageTimer
 from app.inference.fallbacks import FallbackEvent
 from app.inference.providers import Provider
 from app.ui.messages import (
+    draft_note,
     fallback_message,
     fallback_note,
     plain_reason,
@@ -219,6 +220,14 @@ def test_fallback_message() -> None:
     last = fallback_note(event(None, "bad graph", phase="load"))
     assert last.text == "gfpgan_1.4 could not load on CUDA (bad graph); no other provider can run it"
     assert last.level == "error"
+
+
+def test_draft_note_names_the_models_still_loading() -> None:
+    names = {"gfpgan_1.4": "GFPGAN v1.4", "codeformer": "CodeFormer"}
+    assert draft_note(["gfpgan_1.4"], names) == "Showing the swap without GFPGAN v1.4 while it loads…"
+    assert draft_note(["gfpgan_1.4", "codeformer", "x"], names) == (
+        "Showing the swap without GFPGAN v1.4, CodeFormer and x while they load…"  # no name: the id
+    )
 
 
 def test_plain_reason_shortens() -> None:

@@ -23,8 +23,9 @@ from app.faces.selection import SelectionSettings
 from app.media.video import open_video
 from app.models.context import build_context
 from app.pipeline.live import PacedVideo
+from app.pipeline.previewer import PreviewFrame
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
-from app.processing.settings import ProcessingSettings, SwapSettings
+from app.processing.settings import ProcessingSettings, RestoreSettings, SwapSettings
 from app.ui.export_panel import ExportChoice
 from app.ui.main_window import MainWindow
 from app.ui.studio_settings import last_folder, remember_folder
@@ -33,7 +34,7 @@ from tests.support.media import make_clip
 from tests.support.processing import cli_models
 from tests.support.real_models import REAL_SCRFD_ID
 
-STANDINS = ("inswapper_128_fp16", "arcface_w600k_r50")
+STANDINS = ("inswapper_128_fp16", "arcface_w600k_r50", "gfpgan_1.4")
 STUDIO = PipelineSettings(
     analysis=AnalysisSettings(detector=REAL_SCRFD_ID),
     processing=ProcessingSettings(swap=SwapSettings(swapper="inswapper_128_fp16@flat")),
@@ -90,6 +91,39 @@ def test_scrubbing_to_a_frame_shows_that_frame_processed(qtbot, window: MainWind
     Image.fromarray(data.astronaut()).save(face)
     frame = shown(qtbot, window, lambda: window.faces.add_photos([face]), lambda r: r.result.swapped)
     assert frame.index == 37 and not torch.equal(frame.after, frame.before)  # the flat stand-in pasted
+
+
+def test_the_first_swapped_frame_is_a_draft_while_the_restorer_loads(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()[::2, ::2].copy()).save(photo)  # 256 x 256
+    restoring = STUDIO.model_copy(
+        update={
+            "processing": STUDIO.processing.model_copy(
+                update={"restore": RestoreSettings(restorer="gfpgan_1.4")}
+            )
+        }
+    )
+    window.settings_panel.set_settings(restoring)
+    window.controller.settings = restoring
+    unswapped = shown(qtbot, window, lambda: window.open_media(photo))
+    assert not unswapped.swapped and unswapped.pending == ()  # nothing to swap: nothing to wait for
+    frames: list[PreviewFrame] = []
+    window.controller.frame_ready.connect(lambda result: frames.append(result.result))
+    bar = window.statusBar()
+    said: list[str] = []
+    bar.messageChanged.connect(said.append)
+    window.faces.add_photos([photo])
+    qtbot.waitUntil(lambda: bool(frames) and frames[-1].swapped and not frames[-1].pending, timeout=30_000)
+    draft, full = frames[0], frames[-1]
+    assert draft.swapped and draft.pending == ("gfpgan_1.4",)  # the first after choosing a source
+    assert not torch.equal(full.after, draft.after)  # the restorer's work arrived with the refresh
+    note = "Showing the swap without GFPGAN v1.4 while it loads…"
+    assert note in said
+    assert bar.currentMessage() != note and said[-1] == ""  # cleared by the complete frame
+    window.close()
+    assert not any(t.name == "warmer" and t.is_alive() for t in threading.enumerate())  # joined
 
 
 def test_the_gui_thread_never_stalls_while_the_engine_works(
