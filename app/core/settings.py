@@ -54,7 +54,12 @@ class InferenceSettings(BaseModel):
     # as its fp16 rewrite where that passes the parity gate (GPUs from Volta on); the CPU runs fp32.
     precision: PrecisionHint = "fp16"
     model_precisions: dict[str, PrecisionHint] = Field(default_factory=dict)
-    cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = "exhaustive"
+    # Heuristic: measured per model on the H200 (tools/model_timings.py, FLOP-matched stand-ins), the
+    # exhaustive search costs 140-480 ms per input shape on every launch (ORT keeps no cache of it) and
+    # each model meets five shapes (warm-up, batch buckets 1/2/4/8): about 10 s of a warm start. It
+    # bought 0.1-0.7 ms per call on three of five models, lost on one (inswapper), tied on one, while
+    # the export left the GPU three quarters idle. "exhaustive" stays a choice for long GPU-bound jobs.
+    cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = "heuristic"
     # TF32 tensor cores on Ampere and later: much faster convolutions, ~1e-3 relative error. Off for
     # bit-careful comparisons against the CPU.
     allow_tf32: bool = True
