@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 SCRFD_SDIST = "scrfd==0.3.0"
@@ -125,23 +128,62 @@ def _skimage_images(directory: Path) -> None:
     Image.fromarray(data.camera()).save(directory / "camera.png")
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an OS lock on `lock_path` (released on exit or when the process dies), so that processes
+    fetching into the same folder at once (pytest-xdist workers) fetch it once, one after the other."""
+    with lock_path.open("a+b") as handle:
+        if os.name == "nt":
+            import msvcrt
+
+            handle.seek(0)
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:  # LK_LOCK gives up after ten seconds: keep waiting
+                    continue
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if os.name == "nt":
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+            else:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def fetch(directory: Path, sample_photos: bool = True) -> Path:
     """Fetch into `directory` (a no-op when its files are intact). `sample_photos=False` skips the
-    scikit-image photos, for machines without scikit-image (the benchmark needs only the sdist)."""
+    scikit-image photos, for machines without scikit-image (the benchmark needs only the sdist).
+
+    Safe to call from several processes at once: one fetches while the others wait for it, and each
+    file (the manifest last) is moved into place whole, so a reader never sees a half-written one."""
     directory.mkdir(parents=True, exist_ok=True)
     if _cached(directory):
         return directory
-    with tempfile.TemporaryDirectory() as tmp:
-        _extract(_download_sdist(Path(tmp)), directory)
-    names = [*SDIST_MEMBERS.values(), "truth_faces.json"]
-    if sample_photos:
-        _skimage_images(directory)
-        names += ["astronaut.png", "camera.png"]
-    manifest = {
-        "source": {SCRFD_SDIST: SCRFD_SDIST_SHA256, "scikit-image": "skimage.data"},
-        "files": {name: _sha256(directory / name) for name in names},
-    }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    with _exclusive(directory.with_name(directory.name + ".lock")):
+        if _cached(directory):  # another process fetched it while this one waited
+            return directory
+        with tempfile.TemporaryDirectory(dir=directory.parent, prefix=f".{directory.name}-") as tmp:
+            staging = Path(tmp) / "files"
+            staging.mkdir()
+            _extract(_download_sdist(Path(tmp)), staging)
+            names = [*SDIST_MEMBERS.values(), "truth_faces.json"]
+            if sample_photos:
+                _skimage_images(staging)
+                names += ["astronaut.png", "camera.png"]
+            manifest = {
+                "source": {SCRFD_SDIST: SCRFD_SDIST_SHA256, "scikit-image": "skimage.data"},
+                "files": {name: _sha256(staging / name) for name in names},
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            for name in [*names, MANIFEST]:
+                (staging / name).replace(directory / name)
     return directory
 
 

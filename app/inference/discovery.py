@@ -15,8 +15,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from onnx import TensorProto, helper
-
 from app.inference.device import device_facts
 from app.inference.native_log import capture_native_stderr
 from app.inference.ort import onnxruntime
@@ -67,6 +65,8 @@ def _load_error(provider: Provider) -> str | None:
 
 def _tiny_model() -> bytes:
     """y = x + 1 on a [1, 8] tensor: enough for a provider to build and run something."""
+    from onnx import TensorProto, helper  # only for a probe: onnx takes a second to import
+
     one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
     graph = helper.make_graph(
         [helper.make_node("Add", ["x", "one"], ["y"])],

@@ -8,6 +8,7 @@ TensorRT upgrade each get a fresh folder, so a stale engine is never loaded.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,16 @@ def engine_cache_dir(cache_root: Path, key: EngineKey) -> Path:
     return folder
 
 
+CPU_THREADS_VARIABLE = "DOPPEL_CPU_THREADS"
+
+
+def cpu_threads() -> int | None:
+    """DOPPEL_CPU_THREADS=N: each CPU session computes on N threads, which wait without spinning.
+    Unset (or not a positive number): ONNX Runtime's default, one spinning thread per core."""
+    value = os.environ.get(CPU_THREADS_VARIABLE, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def session_options(provider: Provider) -> Any:
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -58,6 +69,11 @@ def session_options(provider: Provider) -> Any:
     if provider.on_gpu:
         # One CPU thread is enough to feed a GPU; more only compete with decode and pre-processing.
         options.intra_op_num_threads = 1
+    elif (threads := cpu_threads()) is not None:
+        # Several processes share the cores (parallel test workers, a render farm): spinning threads
+        # waiting for work would only take the cores from the other processes.
+        options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

@@ -26,7 +26,6 @@ from typing import Literal
 
 import torch
 
-from app.inference import batch_axis, fp16
 from app.inference.errors import ModelInputError, ProviderLoadError
 from app.inference.loaded_model import LoadedModel, LoadSpec, ModelVariant, Tensors
 from app.inference.parity import InputSpec, Parity, compare
@@ -111,6 +110,8 @@ class ModelRewrites:
 
     def batched(self, spec: LoadSpec, provider: Provider) -> ModelVariant | None:
         """The model with a dynamic batch axis, if its batched outputs equal its per-item ones."""
+        from app.inference import batch_axis  # onnx: imported by the GPU runs that rewrite, not by every run
+
         source, sha = spec.model.path, spec.model.sha256
         target = self.folder / f"{sha[:16]}-{batch_axis.TOOL}.onnx"
 
@@ -125,6 +126,8 @@ class ModelRewrites:
 
     def fp16(self, spec: LoadSpec, provider: Provider, base: ModelVariant | None) -> ModelVariant | None:
         """The model (or its batched variant) in fp16, if it passes the parity gate against fp32."""
+        from app.inference import fp16  # onnx: imported by the GPU runs that rewrite, not by every run
+
         source = base.path if base else spec.model.path
         sha = base.sha256 if base else spec.model.sha256
         for attempt in range(len(fp16.ATTEMPTS)):

@@ -10,7 +10,15 @@ import pytest
 from app.core.settings import InferenceSettings
 from app.inference.cuda_graphs import GraphMatrix, ProbeResult, graph_key, probe
 from app.inference.discovery import discover
-from app.inference.options import EngineKey, engine_cache_dir, provider_options, tensorrt_profiles
+from app.inference.options import (
+    CPU_THREADS_VARIABLE,
+    EngineKey,
+    cpu_threads,
+    engine_cache_dir,
+    provider_options,
+    session_options,
+    tensorrt_profiles,
+)
 from app.inference.providers import Provider, fallback_chain, parse_hint
 from app.models.catalog import load_catalog
 from tests.inference.conftest import RuntimeFactory
@@ -30,6 +38,24 @@ def test_chains_run_from_the_hint_towards_the_cpu() -> None:
     assert fallback_chain("cpu", ALL, disabled={Provider.CPU}) == [Provider.CPU]
     with pytest.raises(ValueError, match="'gpu' is not a provider"):
         parse_hint("gpu", "--provider")
+
+
+def test_cpu_sessions_take_their_thread_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CPU_THREADS_VARIABLE, raising=False)
+    assert cpu_threads() is None
+    default = session_options(Provider.CPU)
+    assert default.intra_op_num_threads == 0  # ONNX Runtime's own choice: a thread per core
+    with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: ORT's default (spinning)
+        default.get_session_config_entry("session.intra_op.allow_spinning")
+    for unusable in ("0", "-2", "many", ""):
+        monkeypatch.setenv(CPU_THREADS_VARIABLE, unusable)
+        assert cpu_threads() is None and session_options(Provider.CPU).intra_op_num_threads == 0
+    monkeypatch.setenv(CPU_THREADS_VARIABLE, "3")
+    assert cpu_threads() == 3
+    shared = session_options(Provider.CPU)
+    assert shared.intra_op_num_threads == 3
+    assert shared.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session_options(Provider.CUDA).intra_op_num_threads == 1  # a GPU session keeps its one thread
 
 
 def test_discovery_on_a_machine_without_a_gpu_build_says_why() -> None:

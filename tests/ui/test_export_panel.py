@@ -24,7 +24,7 @@ def test_an_export_feeds_stage_times_and_its_frame_rate_to_the_performance_dock(
 ) -> None:
     face = tmp_path / "face.png"
     Image.fromarray(data.astronaut()).save(face)
-    clip = make_clip(tmp_path / "clip.mp4", seconds=4.0, fps=25, size=(320, 320), image=data.astronaut())
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.2, fps=25, size=(320, 320), image=data.astronaut())
 
     choices: list[ExportChoice] = []
 
