@@ -158,11 +158,17 @@ def warp(image: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> to
     matrices = _host(matrix if matrix.ndim == 3 else matrix[None])
     if matrices.shape[0] != batch:
         matrices = np.broadcast_to(matrices, (batch, 2, 3))
-    theta = _sampling_matrices(matrices, (int(image.shape[-2]), int(image.shape[-1])), size)
+    return _sample(
+        image, _sampling_matrices(matrices, (int(image.shape[-2]), int(image.shape[-1])), size), size
+    )
+
+
+def _sample(image: torch.Tensor, theta: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear sampling of `image` [B, C, H, W] by host thetas [B, 2, 3] into `size` (height, width)."""
     theta_device = torch.from_numpy(theta).to(image.device, image.dtype, non_blocking=True)
     height, width = size
     grid = functional.affine_grid(
-        theta_device, [batch, int(image.shape[1]), height, width], align_corners=True
+        theta_device, [int(image.shape[0]), int(image.shape[1]), height, width], align_corners=True
     )
     return functional.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
@@ -180,13 +186,7 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
     shifted = host.copy()
     shifted[:, 2] += shifted[:, :2] @ np.array([float(x0), float(y0)])
-    theta = _sampling_matrices(shifted[None], (y1 - y0, x1 - x0), size)
-    grid = functional.affine_grid(
-        torch.from_numpy(theta).to(frame.device, torch.float32, non_blocking=True),
-        [1, int(frame.shape[2]), height, width],
-        align_corners=True,
-    )
-    return functional.grid_sample(region, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return _sample(region, _sampling_matrices(shifted[None], (y1 - y0, x1 - x0), size), size)
 
 
 def crop_face(

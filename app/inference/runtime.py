@@ -218,7 +218,7 @@ class InferenceRuntime:
 
     def _graph_providers(self, spec: LoadSpec) -> frozenset[Provider]:
         """Providers on which this model replays CUDA graphs: those where its probe passed."""
-        if self.settings.cuda_graphs == "off" or spec.model.entry.cuda_graphs is False or spec.sm is None:
+        if not self._graphs_wanted(spec):
             return frozenset()
         passed = set()
         for provider in GRAPH_PROVIDERS:
@@ -246,11 +246,16 @@ class InferenceRuntime:
         del provider
         return AUTO_PROBE and self._preloading > 0
 
+    def _graphs_wanted(self, spec: LoadSpec) -> bool:
+        """Settings, catalog and GPU allow CUDA graphs for this model (whether they pass is the probe's)."""
+        allowed = self.settings.cuda_graphs != "off" and spec.model.entry.cuda_graphs is not False
+        return allowed and spec.sm is not None
+
     def _unjudged(self, spec: LoadSpec) -> bool:
         """Whether a probe would run for this spec now: graphs wanted and no verdict kept yet."""
-        if self.settings.cuda_graphs == "off" or spec.model.entry.cuda_graphs is False or spec.sm is None:
-            return False
-        return any(self.graphs.lookup(key_for(spec, p)) is None for p in GRAPH_PROVIDERS)
+        return self._graphs_wanted(spec) and any(
+            self.graphs.lookup(key_for(spec, p)) is None for p in GRAPH_PROVIDERS
+        )
 
     def _forget_unjudged(self, model_ids: Sequence[str]) -> None:
         """Specs worked out before any probe (a model loaded outside preload) are worked out again, and
