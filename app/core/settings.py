@@ -64,6 +64,10 @@ class InferenceSettings(BaseModel):
     # bit-careful comparisons against the CPU.
     allow_tf32: bool = True
     cuda_graphs: Literal["auto", "off"] = "auto"  # auto: models that passed the probe on this GPU
+    # Each model on the CUDA provider computes on a stream of its own, ordered against the caller's on
+    # the GPU, so no model call makes the host wait (app.inference.streams). Off: ORT's own stream,
+    # synchronised at every call (slower; for diagnosing a driver or ORT build).
+    stream_handoff: bool = True
     # auto: batch-1 model files get a dynamic batch axis where the rewrite passes its gate (GPU only).
     batch_axis: Literal["auto", "off"] = "auto"
     # One run right after each load, so lazy setup (cuDNN search, arenas, engines) never hits a frame.

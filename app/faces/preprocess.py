@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from app.inference.shapes import declares_a_batch
@@ -15,10 +17,17 @@ def normalise(entry: ModelEntry, images: torch.Tensor) -> torch.Tensor:
         images = images.flip(1)
     norm = entry.normalisation
     if norm is not None:
-        mean = torch.tensor(norm.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(norm.std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        mean = _channels(tuple(norm.mean), images.device)
+        std = _channels(tuple(norm.std), images.device)
         images = (images - mean) / std
     return images.contiguous()
+
+
+@lru_cache(maxsize=64)
+def _channels(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """Per-channel constants [1, 3, 1, 1] on `device`, made once: a fresh tensor each call would be a
+    host-to-device copy that makes the host wait for the GPU at every model call."""
+    return torch.tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
 
 def fixed_side(entry: ModelEntry, fallback: int) -> int:

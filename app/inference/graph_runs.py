@@ -20,8 +20,9 @@ capture beside running work.
 ORT keeps a session's CUDA graphs per calling thread (the CUDA provider's per-thread context holds
 them and their run counts), so a graph captured in preload does not exist for a worker thread: its
 second call would capture again, mid-job, beside the other workers' kernels. Every capture and
-replay of a model therefore runs on one thread of its own (`_GraphThread`); callers copy their
-inputs in and the outputs out on their own streams and wait for the replay.
+replay of a model therefore runs on one thread of its own (`_GraphThread`). Callers queue the copies
+of their inputs in and of the outputs out on the model's stream around the replay, so the host waits
+only for the replay to be queued (app.inference.streams).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import torch
 
 from app.inference.binding import bind_input, bind_output
 from app.inference.errors import ModelInputError
-from app.inference.ort import onnxruntime
 
 if TYPE_CHECKING:
     from app.inference.loaded_model import LoadedModel, Tensors
@@ -54,12 +54,6 @@ SKIP_GRAPH = -1  # ORT: run this call without capturing or replaying
 def bucket_for(batch: int) -> int | None:
     """The bucket a batch is padded to; None past the largest."""
     return next((b for b in BATCH_BUCKETS if b >= batch), None)
-
-
-def _run_options(graph_id: int) -> Any:
-    options = onnxruntime.RunOptions()
-    options.add_run_config_entry("gpu_graph_id", str(graph_id))
-    return options
 
 
 @dataclass
@@ -94,7 +88,7 @@ class GraphRunner:
         self._lock = threading.Lock()
         self._thread = _GraphThread(model.model.id)
         self._graphs: dict[tuple[tuple[int, ...], ...], _Graph] = {}
-        self._skip = _run_options(SKIP_GRAPH)
+        self._skip = model.run_options(SKIP_GRAPH)
         # The batch symbol: the leading axis every batched input shares ("batch", "N", ...).
         leading = [m.shape[0] for m in model.inputs if m.shape and isinstance(m.shape[0], str)]
         self.batch_symbol = leading[0] if leading else None
@@ -151,11 +145,28 @@ class GraphRunner:
                 if not capture or len(self._graphs) >= MAX_GRAPHS:
                     return self.model.run_plain(tensors, out, self._skip)
                 graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)
+            return self._replay(graph, padded, batch)
+
+    def _replay(self, graph: _Graph, padded: Tensors, batch: int | None) -> Tensors:
+        """Inputs into the graph's buffers, the replay, the outputs out of them. On a model stream of
+        ours all three are queued on it in order, so the next caller's copies never overwrite buffers
+        a queued replay still reads (app.inference.streams); else the host waits for each step."""
+        model, stream = self.model, self.model.stream
+        if stream is None:
             for name, tensor in padded.items():
                 graph.inputs[name].copy_(tensor)
-            self.model.synchronise_inputs()  # on the caller's stream, before the graph thread runs
-            self._thread.call(self.model.ort_session.run_with_iobinding, graph.binding, graph.run_options)
-            return {m.name: self._cut(m.shape, graph.outputs[m.name], batch) for m in self.model.outputs}
+            model.synchronise_inputs()  # on the caller's stream, before the graph thread runs
+            self._thread.call(model.ort_session.run_with_iobinding, graph.binding, graph.run_options)
+            return {m.name: self._cut(m.shape, graph.outputs[m.name], batch) for m in model.outputs}
+        caller = stream.enter(padded.values())
+        with torch.cuda.stream(stream.stream):
+            for name, tensor in padded.items():
+                graph.inputs[name].copy_(tensor)
+        self._thread.call(model.ort_session.run_with_iobinding, graph.binding, graph.run_options)
+        with torch.cuda.stream(stream.stream):
+            results = {m.name: self._cut(m.shape, graph.outputs[m.name], batch) for m in model.outputs}
+        stream.leave(caller, results.values())
+        return results
 
     def _batch_of(self, tensors: Tensors) -> int | None:
         if self.batch_symbol is None:
@@ -198,4 +209,4 @@ class GraphRunner:
             assert shape is not None
             outputs[meta.name] = torch.empty(shape, dtype=meta.dtype, device=model.device.torch_device)
             bind_output(binding, meta.name, outputs[meta.name], meta.ort_type)
-        return _Graph(graph_id, binding, _run_options(graph_id), inputs, outputs)
+        return _Graph(graph_id, binding, model.run_options(graph_id), inputs, outputs)

@@ -33,6 +33,7 @@ from app.inference.options import EngineKey, engine_cache_dir, provider_options,
 from app.inference.ort import onnxruntime
 from app.inference.providers import Precision, Provider
 from app.inference.shapes import warmup_shape
+from app.inference.streams import NO_SYNC, ModelStream
 from app.models.catalog import ModelEntry, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,13 @@ class LoadedModel:
             if ort_name in _GPU_ORT_NAMES
             else OrtDevice("cpu", 0)
         )
+        # The CUDA provider computes on a stream of ours, handed work without the host waiting
+        # (app.inference.streams). TensorRT keeps ORT's own stream and synchronisation: untested here.
+        self.stream = (
+            ModelStream(self.device.torch_device)
+            if ort_name == Provider.CUDA.ort_name and spec.settings.stream_handoff
+            else None
+        )
         options = self._provider_options(ort_name)
         try:
             spec.faults.check(provider, "load", self.model.id)  # where a real load failure surfaces
@@ -185,6 +193,7 @@ class LoadedModel:
         # exercised, and the CPU provider ignores the graph annotations.
         graphs_here = self.device.kind == "cuda" or ort_name != provider.ort_name
         self._graphs = GraphRunner(self) if provider in spec.cuda_graph_providers and graphs_here else None
+        self._plain_options = self.run_options()
         self._noted: set[str] = set()
 
     def _provider_options(self, ort_name: str) -> dict[str, Any]:
@@ -205,7 +214,18 @@ class LoadedModel:
             precision=self.spec.precision,
             cuda_graph=backend in self.spec.cuda_graph_providers,
             engine_dir=engine_dir,
+            stream=self.stream.handle if self.stream is not None else None,
         )
+
+    def run_options(self, graph_id: int | None = None) -> Any:
+        """ORT run options for this model: the CUDA graph to replay (None: ORT's default), and on its own
+        stream no synchronisation before returning."""
+        options = onnxruntime.RunOptions()
+        if graph_id is not None:
+            options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        if self.stream is not None:
+            options.add_run_config_entry(NO_SYNC, "1")
+        return options
 
     @property
     def input_names(self) -> list[str]:
@@ -244,7 +264,7 @@ class LoadedModel:
         self.spec.faults.check(self.provider, "run", self.model.id)
         if self._graphs is not None:
             return self._graphs.run(tensors, out)
-        return self.run_plain(tensors, out, None)
+        return self.run_plain(tensors, out, self._plain_options)
 
     @property
     def cuda_graph(self) -> bool:
@@ -261,8 +281,15 @@ class LoadedModel:
             graphs.close()
 
     def synchronise_inputs(self) -> None:
-        """ORT runs on its own CUDA stream: the caller's kernels that produce the inputs must be done.
-        (ORT synchronises its stream before returning, so outputs are ready when run returns.)"""
+        """Without a stream of ours (TensorRT), ORT runs on its own CUDA stream: the caller's kernels
+        that produce the inputs must be done (ORT synchronises its stream before returning, so outputs
+        are ready when run returns)."""
+        if self.device.kind == "cuda":
+            torch.cuda.current_stream(self.device.torch_device).synchronize()
+
+    def finish(self) -> None:
+        """Wait on the host until the calling stream's work, this model's runs included, is done
+        (timings; everything else orders on the GPU)."""
         if self.device.kind == "cuda":
             torch.cuda.current_stream(self.device.torch_device).synchronize()
 
@@ -362,14 +389,30 @@ class LoadedModel:
             else:
                 bind_output(binding, meta.name, target, meta.ort_type)
                 results[meta.name] = target
-        self.synchronise_inputs()
-        self._session.run_with_iobinding(binding, run_options)
-        if pending:
-            values = binding.get_outputs()  # every bound output, in binding order
-            for meta, value in zip([*self.outputs, *self._scratch], values, strict=True):
-                if meta in pending:
-                    results[meta.name] = to_torch(value, meta.ort_type, self.device)
+        stream = self.stream
+        if stream is None:
+            self.synchronise_inputs()
+            self._session.run_with_iobinding(binding, run_options)
+            results.update(self._take_pending(binding, pending))
+        else:
+            caller = stream.enter([*tensors.values(), *results.values()])
+            self._session.run_with_iobinding(binding, run_options)
+            with torch.cuda.stream(stream.stream):  # before ORT's next run on it reuses their memory
+                taken = self._take_pending(binding, pending)
+            stream.leave(caller, taken.values())
+            results.update(taken)
         return {m.name: results[m.name] for m in self.outputs}
+
+    def _take_pending(self, binding: Any, pending: list[TensorMeta]) -> Tensors:
+        """Outputs ORT allocated (their size depends on the data), copied into torch tensors."""
+        if not pending:
+            return {}
+        values = binding.get_outputs()  # every bound output, in binding order
+        return {
+            meta.name: to_torch(value, meta.ort_type, self.device)
+            for meta, value in zip([*self.outputs, *self._scratch], values, strict=True)
+            if meta in pending
+        }
 
     @property
     def ort_session(self) -> Any:

@@ -105,9 +105,12 @@ def provider_options(
     precision: Precision,
     cuda_graph: bool,
     engine_dir: Path | None,
+    stream: int | None = None,
 ) -> ProviderOptions:
+    """`stream`: a CUDA stream handle the CUDA provider computes on (app.inference.streams)."""
     device = str(settings.device_index)
     if provider is Provider.CUDA:
+        own_stream = {"has_user_compute_stream": "1", "user_compute_stream": str(stream)} if stream else {}
         return {
             "device_id": device,
             "cudnn_conv_algo_search": settings.cudnn_conv_algo_search.upper(),
@@ -116,6 +119,7 @@ def provider_options(
             "arena_extend_strategy": "kSameAsRequested",  # grow by what is asked: less VRAM held idle
             "do_copy_in_default_stream": "1",
             "enable_cuda_graph": "1" if cuda_graph else "0",
+            **own_stream,
         }
     if provider is Provider.TENSORRT:
         assert engine_dir is not None, "TensorRT needs an engine cache folder"

@@ -90,6 +90,11 @@ class Session:
         return self._loaded.cuda_graph
 
     @property
+    def own_stream(self) -> bool:
+        """Whether the model computes on a stream of its own, ordered on the GPU (app.inference.streams)."""
+        return self._loaded.stream is not None
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -187,10 +192,15 @@ class Session:
         feeds = self.example_inputs()
         started = time.perf_counter()
         self.run(feeds)
+        self.finish()
         elapsed = (time.perf_counter() - started) * 1000.0
         if self.first_run_ms is None:
             self.first_run_ms = elapsed
         return elapsed
+
+    def finish(self) -> None:
+        """Wait until this thread's queued GPU work, this model's runs included, is done (timings)."""
+        self._loaded.finish()
 
     def capture_graphs(self) -> None:
         """Capture the CUDA graphs this model replays (runtime.preload, before a job's threads start);

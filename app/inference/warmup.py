@@ -45,6 +45,7 @@ def warm_up(
         for _ in range(max(runs, 1)):
             started = time.perf_counter()
             session.run(feeds)
+            session.finish()
             timings.append((time.perf_counter() - started) * 1000.0)
         news = [e for e in runtime.fallbacks.events()[seen:] if e.model_id == model_id]
         return WarmupRow(

@@ -43,6 +43,18 @@ class I420:
     def cpu(self) -> I420:
         return I420(self.data.cpu(), self.width, self.height)
 
+    def download(self) -> tuple[I420, torch.cuda.Event | None]:
+        """A host copy queued on the current stream, into pinned memory (torch caches those blocks), and
+        the event that says it has landed: wait on it before reading. The caller's thread goes on at
+        once instead of waiting for its stream to drain. A host frame is returned as it is."""
+        if not self.data.is_cuda:
+            return self, None
+        host = torch.empty(tuple(self.data.shape), dtype=torch.uint8, pin_memory=True)
+        host.copy_(self.data, non_blocking=True)
+        landed = torch.cuda.Event()  # type: ignore[no-untyped-call]
+        landed.record()
+        return I420(host, self.width, self.height), landed
+
 
 def rgb_to_i420(image: torch.Tensor) -> I420:
     """uint8 [H, W, 3] RGB (any device) → I420 on the same device, sides padded to even."""

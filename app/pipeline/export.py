@@ -65,9 +65,10 @@ class _Analysed:
 class _Rendered:
     index: int
     pts: int | None
-    image: torch.Tensor | I420  # on the host, ready for the encoder
+    image: torch.Tensor | I420  # on the host once `landed` has happened
     faces: int
     checkpoint: bytes | None
+    landed: torch.cuda.Event | None = None  # the download into `image` (None: already there)
 
 
 def export_video(
@@ -194,6 +195,9 @@ def _run(
         feeder.start()
         try:
             for rendered in (one for chunk in _results(pool) for one in chunk):
+                if rendered.landed is not None:
+                    with state.timer.stage("download wait"):  # ~0 unless the GPU is behind
+                        rendered.landed.synchronize()
                 # The hand-off to the segment encoders' threads: ~0 unless they are behind (back-pressure)
                 with state.timer.stage("encode"):
                     writer.write(rendered.image, rendered.pts, state=rendered.checkpoint)
@@ -335,18 +339,28 @@ def _render(state: JobState, items: list[_Analysed]) -> list[_Rendered]:
     models together), check, and bring the frames to the host."""
     for item in items:
         if item.ready is not None:
-            torch.cuda.current_stream().wait_event(item.ready)
+            stream = torch.cuda.current_stream()
+            stream.wait_event(item.ready)
+            # This worker's queued kernels read the decoded frame after this function returns (nothing
+            # here waits for them): its memory must not go back to the decoder's stream before then.
+            item.frame.image.record_stream(stream)
     swapper = items[0].swapper
     results = swapper.render_many([i.frame.image for i in items], [i.faces for i in items], state.timer)
     rendered = []
     for item, result in zip(items, results, strict=True):
         if item.check_content:
             state.check_content(result.frame, item.index, state.timer)
+        landed = None
         with state.timer.stage("download"):
             # On the GPU the frame becomes YUV there: the encoder's thread is spared swscale's RGB → YUV,
-            # and half the bytes come to the host. cpu() synchronises this worker's stream only.
-            host = rgb_to_i420(result.frame).cpu() if result.frame.is_cuda else result.frame
-        rendered.append(_Rendered(item.index, item.frame.pts, host, len(result.faces), item.checkpoint))
+            # and half the bytes come to the host. The copy is queued: this worker goes on to its next
+            # frames while it lands, and the ordering thread waits on `landed` before encoding.
+            host: torch.Tensor | I420 = result.frame
+            if result.frame.is_cuda:
+                host, landed = rgb_to_i420(result.frame).download()
+        rendered.append(
+            _Rendered(item.index, item.frame.pts, host, len(result.faces), item.checkpoint, landed)
+        )
     return rendered
 
 

@@ -66,8 +66,9 @@ def paste_back(
     to_region = invert(compose(matrix.float().cpu(), shift))  # crop → region pixels, on the CPU
     size = (y1 - y0, x1 - x0)
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
-    pasted = warp(crop.float(), to_region, size)
-    alpha = warp(mask.float(), to_region, size)
+    # The crop and its mask in one sampling pass: their channels share the grid.
+    warped = warp(torch.cat([crop.float(), mask.float()], dim=1), to_region, size)
+    pasted, alpha = warped[:, :3], warped[:, 3:]
     alpha = refine_edge(alpha, region, smoothing_radius(matrix.float().cpu(), side, edge_smoothing))
     alpha = snap(alpha)
     blended = region + alpha * (pasted - region)

@@ -77,23 +77,35 @@ class Restorer:
         """Several faces (of one frame or several) restored with one model call where it takes a batch."""
         if self.settings.blend <= 0.0:
             return [face.swapped for face in faces]
+        if len({tuple(face.swapped.shape) for face in faces}) > 1:  # crops of different sides
+            return [self.restore_many([face])[0] for face in faces]
         side = self.side
-        prepared = []
-        crops = []
-        for face in faces:
-            matrix = estimate(face.kps.cpu(), TEMPLATE, side)
-            swap_to_restore = compose(matrix, invert(face.swap_matrix.float().cpu()))  # geometry on the CPU
-            background = warp_frame(face.frame, matrix, (side, side))
-            swapped = warp(face.swapped, swap_to_restore, (side, side))
-            laid = warp(face.cover, swap_to_restore, (side, side))
-            crops.append(background + laid * (swapped - background))
-            prepared.append(invert(swap_to_restore))
-        restored = self.restore_crop(torch.cat(crops))
-        results = []
-        for index, (face, back) in enumerate(zip(faces, prepared, strict=True)):
-            swap_side = int(face.swapped.shape[-1])
-            restored_back = warp(restored[index : index + 1], back, (swap_side, swap_side))
-            valid = warp(torch.ones_like(restored[index : index + 1, :1]), back, (swap_side, swap_side))
-            amount = self.settings.blend * valid
-            results.append(face.swapped + amount * (restored_back - face.swapped))
-        return results
+        to_crop = [estimate(face.kps.cpu(), TEMPLATE, side) for face in faces]  # geometry on the CPU
+        swap_to_restore = torch.stack(
+            [
+                compose(m, invert(face.swap_matrix.float().cpu()))
+                for m, face in zip(to_crop, faces, strict=True)
+            ]
+        )
+        backgrounds = torch.cat(
+            [warp_frame(f.frame, m, (side, side)) for m, f in zip(to_crop, faces, strict=True)]
+        )
+        # Every face's swapped crop and cover in one sampling pass (the channels share each face's grid).
+        layers = warp(
+            torch.cat([torch.cat([face.swapped, face.cover], dim=1) for face in faces]),
+            swap_to_restore,
+            (side, side),
+        )
+        swapped, laid = layers[:, :3], layers[:, 3:]
+        restored = self.restore_crop(backgrounds + laid * (swapped - backgrounds))
+        # Back into the swap crops: the restored faces and where they are valid, in one pass again.
+        swap_side = int(faces[0].swapped.shape[-1])
+        back = warp(
+            torch.cat([restored, torch.ones_like(restored[:, :1])], dim=1),
+            invert(swap_to_restore),
+            (swap_side, swap_side),
+        )
+        restored_back, valid = back[:, :3], back[:, 3:]
+        before = torch.cat([face.swapped for face in faces])
+        blended = before + self.settings.blend * valid * (restored_back - before)
+        return [blended[i : i + 1] for i in range(len(faces))]

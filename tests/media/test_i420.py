@@ -74,3 +74,12 @@ def test_the_writer_takes_i420_frames(tmp_path: Path) -> None:
         wrong.write(rgb_to_i420(frames[0]))
     wrong.abort()
     assert not (tmp_path / "wrong.mp4").exists()
+
+
+def test_a_host_frame_downloads_as_itself() -> None:
+    """The queued download (GPU export workers) is a no-op for a frame already on the host: the same
+    planes and no event to wait on. Its GPU side is tests/gpu/test_gpu_streams.py."""
+    frame = rgb_to_i420(torch.from_numpy(np.ascontiguousarray(data.astronaut()[:64, :96])))
+    host, landed = frame.download()
+    assert host is frame
+    assert landed is None
