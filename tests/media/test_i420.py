@@ -16,7 +16,7 @@ from skimage import data
 from app.media.errors import MediaWriteError
 from app.media.i420 import I420, rgb_to_i420
 from app.media.video import open_video
-from app.media.video_writer import VideoWriter
+from app.media.video_writer import VideoWriter, _i420_frame
 
 
 def swscale_i420(image: np.ndarray) -> np.ndarray:
@@ -83,3 +83,13 @@ def test_a_host_frame_downloads_as_itself() -> None:
     host, landed = frame.download()
     assert host is frame
     assert landed is None
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (96, 64), (362, 240)])
+def test_planes_reach_the_encoder_as_packed(size: tuple[int, int]) -> None:
+    """Unpadded rows are copied a plane at a time, padded ones (362 wide) row by row: either way the
+    frame holds exactly the packed planes."""
+    width, height = size
+    packed = np.random.default_rng(3).integers(0, 256, (height * 3 // 2, width), dtype=np.uint8)
+    frame = _i420_frame(packed, width, height)
+    assert np.array_equal(frame.to_ndarray(), packed)
