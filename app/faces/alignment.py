@@ -75,18 +75,40 @@ def _like(values: np.ndarray, model: torch.Tensor) -> torch.Tensor:
 
 
 def _umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    covariance = dst_c.T @ src_c / src.shape[0]
-    u, singular, vh = np.linalg.svd(covariance)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vh) < 0:
-        sign[1] = -1.0
-    rotation = (u * sign) @ vh
-    variance = (src_c**2).sum() / src.shape[0]
-    scale = (singular * sign).sum() / variance
-    translation = dst_mean - scale * rotation @ src_mean
-    return np.concatenate([scale * rotation, translation[:, None]], axis=1)
+    """Least-squares similarity [..., 2, 3] from points src [..., N, 2] onto dst [..., N, 2].
+
+    In the plane a scaled rotation is [[a, -b], [b, a]], so the least-squares fit is linear in (a, b)
+    and has a closed form; it is Umeyama's solution with reflections excluded, without the SVD (NumPy
+    spent ~100 µs a face in the SVD and determinants' per-call overhead, most of the host's share of
+    estimating a crop). One set of points, the usual case, is worked out in plain floats: a few
+    NumPy calls on five points cost more than the arithmetic."""
+    if src.ndim == 2 and dst.ndim == 2:
+        return _similarity(src.tolist(), dst.tolist())
+    src_mean, dst_mean = src.mean(axis=-2), dst.mean(axis=-2)
+    x, y = src - src_mean[..., None, :], dst - dst_mean[..., None, :]
+    spread = np.maximum((x * x).sum(axis=(-2, -1)), 1e-12)
+    a = (x[..., 0] * y[..., 0] + x[..., 1] * y[..., 1]).sum(axis=-1) / spread
+    b = (x[..., 0] * y[..., 1] - x[..., 1] * y[..., 0]).sum(axis=-1) / spread
+    a, b = np.broadcast_arrays(a, b)
+    tx = dst_mean[..., 0] - (a * src_mean[..., 0] - b * src_mean[..., 1])
+    ty = dst_mean[..., 1] - (b * src_mean[..., 0] + a * src_mean[..., 1])
+    return np.stack([np.stack([a, -b, tx], axis=-1), np.stack([b, a, ty], axis=-1)], axis=-2)
+
+
+def _similarity(src: list[list[float]], dst: list[list[float]]) -> np.ndarray:
+    """_umeyama for one set of points, in Python floats."""
+    count = len(src)
+    sx, sy = sum(p[0] for p in src) / count, sum(p[1] for p in src) / count
+    dx, dy = sum(p[0] for p in dst) / count, sum(p[1] for p in dst) / count
+    spread = dot = cross = 0.0
+    for (x0, x1), (y0, y1) in zip(src, dst, strict=True):
+        x0, x1, y0, y1 = x0 - sx, x1 - sy, y0 - dx, y1 - dy
+        spread += x0 * x0 + x1 * x1
+        dot += x0 * y0 + x1 * y1
+        cross += x0 * y1 - x1 * y0
+    spread = max(spread, 1e-12)
+    a, b = dot / spread, cross / spread
+    return np.array([[a, -b, dx - (a * sx - b * sy)], [b, a, dy - (b * sx + a * sy)]])
 
 
 def umeyama(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -104,6 +126,11 @@ def estimate(kps: torch.Tensor, template_name: str, size: int) -> torch.Tensor:
 
 def _invert(matrix: np.ndarray) -> np.ndarray:
     """Inverse of 2x3 affine transforms [..., 2, 3] in closed form: [A | t] → [A⁻¹ | -A⁻¹ t]."""
+    if matrix.ndim == 2:  # one matrix: plain floats beat a dozen NumPy calls on scalars
+        (a, b, c), (d, e, f) = matrix.tolist()
+        det = a * e - b * d
+        ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+        return np.array([[ia, ib, -(ia * c + ib * f)], [id_, ie, -(id_ * c + ie * f)]])
     a, b, c = matrix[..., 0, 0], matrix[..., 0, 1], matrix[..., 0, 2]
     d, e, f = matrix[..., 1, 0], matrix[..., 1, 1], matrix[..., 1, 2]
     det = a * e - b * d
@@ -209,10 +236,11 @@ def _crop_bounds(
     matrix: np.ndarray, size: tuple[int, int], frame_size: tuple[int, int], margin: int = 2
 ) -> tuple[int, int, int, int] | None:
     height, width = size
-    corners = np.array([[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]])
-    inverse = _invert(matrix)
-    back = corners @ inverse[:, :2].T + inverse[:, 2]
-    (left, top), (right, bottom) = back.min(axis=0), back.max(axis=0)
+    (a, b, c), (d, e, f) = _invert(matrix).tolist()  # plain floats: four corners are no work for NumPy
+    corners = [(0.0, 0.0), (width - 1.0, 0.0), (0.0, height - 1.0), (width - 1.0, height - 1.0)]
+    xs = [a * x + b * y + c for x, y in corners]
+    ys = [d * x + e * y + f for x, y in corners]
+    left, right, top, bottom = min(xs), max(xs), min(ys), max(ys)
     x0, y0 = max(math.floor(left) - margin, 0), max(math.floor(top) - margin, 0)
     x1 = min(math.ceil(right) + margin + 1, frame_size[1])
     y1 = min(math.ceil(bottom) + margin + 1, frame_size[0])

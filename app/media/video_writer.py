@@ -366,6 +366,6 @@ def _i420_frame(packed: np.ndarray, width: int, height: int) -> VideoFrame:
         return VideoFrame.from_ndarray(packed, format="yuv420p")  # padded rows: copied row by row
     flat, start = packed.reshape(-1), 0
     for plane, size in zip(frame.planes, sizes, strict=True):
-        plane.update(flat[start : start + size])
+        plane.update(flat[start : start + size])  # type: ignore[arg-type]  # any buffer; the stub says bytes
         start += size
     return frame
