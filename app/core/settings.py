@@ -60,6 +60,10 @@ class InferenceSettings(BaseModel):
     # bought 0.1-0.7 ms per call on three of five models, lost on one (inswapper), tied on one, while
     # the export left the GPU three quarters idle. "exhaustive" stays a choice for long GPU-bound jobs.
     cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = "heuristic"
+    # cuDNN may take all the workspace an algorithm asks for (ORT's cudnn_conv_use_max_workspace): the
+    # fastest convolutions, at up to gigabytes of scratch per model. Off caps it (less VRAM, maybe
+    # slower); issue 15's 4 GB target is to be measured against it.
+    cudnn_max_workspace: bool = True
     # TF32 tensor cores on Ampere and later: much faster convolutions, ~1e-3 relative error. Off for
     # bit-careful comparisons against the CPU.
     allow_tf32: bool = True

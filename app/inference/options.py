@@ -114,7 +114,7 @@ def provider_options(
         return {
             "device_id": device,
             "cudnn_conv_algo_search": settings.cudnn_conv_algo_search.upper(),
-            "cudnn_conv_use_max_workspace": "1",
+            "cudnn_conv_use_max_workspace": "1" if settings.cudnn_max_workspace else "0",
             "use_tf32": "1" if settings.allow_tf32 else "0",
             "arena_extend_strategy": "kSameAsRequested",  # grow by what is asked: less VRAM held idle
             "do_copy_in_default_stream": "1",

@@ -127,6 +127,23 @@ def test_cuda_options_follow_settings() -> None:
     )
     assert options["cudnn_conv_algo_search"] == "HEURISTIC"
     assert options["device_id"] == "1" and options["enable_cuda_graph"] == "1"
+    assert options["cudnn_conv_use_max_workspace"] == "1"
+    assert "user_compute_stream" not in options  # ORT's own stream unless the model has one of ours
+
+
+def test_cuda_options_cap_the_workspace_and_name_the_models_stream() -> None:
+    options = provider_options(
+        Provider.CUDA,
+        CATALOG.get("inswapper_128"),
+        InferenceSettings(cudnn_max_workspace=False),
+        precision="fp16",
+        cuda_graph=False,
+        engine_dir=None,
+        stream=0x7F00DEAD,
+    )
+    assert options["cudnn_conv_use_max_workspace"] == "0"
+    assert options["has_user_compute_stream"] == "1"
+    assert options["user_compute_stream"] == str(0x7F00DEAD)
 
 
 def test_the_graph_matrix_keeps_results_by_key(tmp_path: Path) -> None:
