@@ -41,19 +41,25 @@ def _name_leading_axis(value: onnx.ValueInfoProto) -> bool:
     return True
 
 
-def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+def _constant_values(graph: onnx.GraphProto, names: set[str]) -> dict[str, np.ndarray]:
+    """The values of the constants (initializers, Constant nodes) among `names`: only the few shape
+    inputs the surgery reads are converted, not the weights."""
+    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer if init.name in names}
     for node in graph.node:
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" and node.output[0] in names:
             for attribute in node.attribute:
                 if attribute.name == "value":
                     values[node.output[0]] = numpy_helper.to_array(attribute.t)
     return values
 
 
+def _inputs_of(graph: onnx.GraphProto, op_type: str, index: int) -> set[str]:
+    return {node.input[index] for node in graph.node if node.op_type == op_type and len(node.input) > index}
+
+
 def _free_reshapes(graph: onnx.GraphProto) -> int:
     """Reshape targets that start with a literal 1 take the batch from their input instead."""
-    constants = _constant_values(graph)
+    constants = _constant_values(graph, _inputs_of(graph, "Reshape", 1))
     rewritten = 0
     for index, node in enumerate(graph.node):
         if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in constants:
@@ -70,9 +76,30 @@ def _free_reshapes(graph: onnx.GraphProto) -> int:
     return rewritten
 
 
+SKELETON_ELEMENTS = 4096  # initializers larger than this enter shape inference as declared inputs
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without its weights: large initializers become graph inputs of the same type and
+    shape, which is all shape inference needs of them (the small ones, shape targets among them,
+    stay). Inferring on the whole file copied half a gigabyte of weights twice."""
+    graph = model.graph
+    small, declared = [], []
+    for init in graph.initializer:
+        if int(np.prod(init.dims, dtype=np.int64)) <= SKELETON_ELEMENTS:
+            small.append(init)
+        else:
+            declared.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    skeleton = onnx.helper.make_graph(
+        list(graph.node), graph.name, [*graph.input, *declared], list(graph.output), small
+    )
+    opsets = list(model.opset_import)
+    return onnx.helper.make_model(skeleton, opset_imports=opsets, ir_version=model.ir_version)
+
+
 def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape where the batch-1 graph pins it down (onnx shape inference)."""
-    inferred = onnx.shape_inference.infer_shapes(model)
+    inferred = onnx.shape_inference.infer_shapes(_skeleton(model))
     shapes = {}
     for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
         dims = value.type.tensor_type.shape.dim
@@ -84,7 +111,7 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 def _free_resizes(graph: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) -> int:
     """Resize to constant `sizes` [1, C, H, W] becomes Resize by the same `scales` [1, 1, sy, sx], which
     holds for any batch (the output sides are floor(side × scale), the same numbers)."""
-    constants = _constant_values(graph)
+    constants = _constant_values(graph, _inputs_of(graph, "Resize", 3))
     rewritten = 0
     for index, node in enumerate(graph.node):
         if node.op_type != "Resize" or len(node.input) < 4 or node.input[3] not in constants:
@@ -111,9 +138,9 @@ def _free_resizes(graph: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) ->
 
 def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     used = {name for node in graph.node for name in node.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    unused = [index for index, init in enumerate(graph.initializer) if init.name not in used]
+    for index in reversed(unused):  # in place: the kept weights are never copied
+        del graph.initializer[index]
 
 
 def make_batch_dynamic(source: Path, target: Path) -> str | None:
