@@ -20,6 +20,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from app.inference.shape_inference import inferred_skeleton
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the surgery changes: cached batched files are then made again
@@ -76,30 +78,9 @@ def _free_reshapes(graph: onnx.GraphProto) -> int:
     return rewritten
 
 
-SKELETON_ELEMENTS = 4096  # initializers larger than this enter shape inference as declared inputs
-
-
-def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model without its weights: large initializers become graph inputs of the same type and
-    shape, which is all shape inference needs of them (the small ones, shape targets among them,
-    stay). Inferring on the whole file copied half a gigabyte of weights twice."""
-    graph = model.graph
-    small, declared = [], []
-    for init in graph.initializer:
-        if int(np.prod(init.dims, dtype=np.int64)) <= SKELETON_ELEMENTS:
-            small.append(init)
-        else:
-            declared.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-    skeleton = onnx.helper.make_graph(
-        list(graph.node), graph.name, [*graph.input, *declared], list(graph.output), small
-    )
-    opsets = list(model.opset_import)
-    return onnx.helper.make_model(skeleton, opset_imports=opsets, ir_version=model.ir_version)
-
-
 def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape where the batch-1 graph pins it down (onnx shape inference)."""
-    inferred = onnx.shape_inference.infer_shapes(_skeleton(model))
+    inferred = inferred_skeleton(model)
     shapes = {}
     for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
         dims = value.type.tensor_type.shape.dim

@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 
 from app.inference.ort import ORT_VERSION
+from app.inference.shape_inference import annotate
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,11 @@ def convert(source: Path, target: Path, attempt: int = 0) -> None:
     from onnxruntime.transformers import float16  # only when converting: it pulls in more of ORT
 
     model = onnx.load(str(source))
+    annotate(model)  # the converter's own inference would copy every weight twice (shape_inference.py)
     block = [*float16.DEFAULT_OP_BLOCK_LIST, *ATTEMPTS[attempt]]
-    converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
+    converted = float16.convert_float_to_float16(
+        model, keep_io_types=True, op_block_list=block, disable_shape_infer=True
+    )
     converted.doc_string = (model.doc_string + f"\nfp16 by Doppel ({converter_id(attempt)})").strip()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
