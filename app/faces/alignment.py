@@ -65,6 +65,8 @@ def template(name: str, size: int, device: torch.device | None = None) -> torch.
 
 
 def _host(tensor: torch.Tensor) -> np.ndarray:
+    if tensor.device.type == "cpu" and not tensor.requires_grad:  # the usual case: half the dispatch
+        return tensor.numpy().astype(np.float64)
     return tensor.detach().to("cpu", torch.float64).numpy()
 
 
