@@ -18,14 +18,20 @@ SKELETON_ELEMENTS = 4096  # initializers larger than this enter shape inference 
 def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model without its large weights: each becomes a graph input of the same type and shape."""
     graph = model.graph
+    listed = {value.name for value in graph.input}  # older exports list initializers as inputs too
     small, declared = [], []
     for init in graph.initializer:
         if int(np.prod(init.dims, dtype=np.int64)) <= SKELETON_ELEMENTS:
             small.append(init)
-        else:
+        elif init.name not in listed:
             declared.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
     light = onnx.helper.make_graph(
-        list(graph.node), graph.name, [*graph.input, *declared], list(graph.output), small
+        list(graph.node),
+        graph.name,
+        [*graph.input, *declared],
+        list(graph.output),
+        small,
+        value_info=list(graph.value_info),  # shapes the file already records are kept, as infer_shapes does
     )
     opsets = list(model.opset_import)
     return onnx.helper.make_model(light, opset_imports=opsets, ir_version=model.ir_version)
