@@ -9,7 +9,6 @@ into that region, the mask's edge is optionally refined by a guided filter steer
 from __future__ import annotations
 
 import torch
-from kornia.filters import guided_blur
 from torch.nn import functional
 
 from app.faces.alignment import compose, crop_bounds, invert, warp
@@ -37,6 +36,10 @@ def refine_edge(mask: torch.Tensor, guide: torch.Tensor, radius: int) -> torch.T
     subsample = max(1, radius // 4)  # the fast guided filter: same result at a fraction of the cost
     if min(mask.shape[-2:]) < kernel * 2:
         return mask
+    # kornia is imported on first use: importing it whole costs a start-up ~0.4 s that a pipeline
+    # without edge smoothing never repays.
+    from kornia.filters import guided_blur
+
     refined: torch.Tensor = guided_blur(grey, mask, kernel, GUIDED_EPS, subsample=subsample)
     # The filter's two box passes reach 2r; keep its changes within r of the mask's own support, so
     # the seam moves to a nearby edge but the mask never grows into unrelated parts of the frame.

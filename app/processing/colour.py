@@ -9,7 +9,6 @@ kornia does the colour-space conversions on whatever device the crops are on.
 from __future__ import annotations
 
 import torch
-from kornia.color import lab_to_rgb, rgb_to_lab
 
 
 def masked_stats(lab: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,6 +21,8 @@ def masked_stats(lab: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor,
 
 def to_lab(image: torch.Tensor) -> torch.Tensor:
     """Float RGB 0..255 [B, 3, H, W] → LAB (L 0..100, a/b about -128..127)."""
+    from kornia.color import rgb_to_lab  # on first use: see blend.refine_edge
+
     lab: torch.Tensor = rgb_to_lab((image / 255.0).clamp(0.0, 1.0))
     return lab
 
@@ -37,6 +38,8 @@ def reinhard(
     source_lab, target_lab = to_lab(swapped), to_lab(target)
     source_mean, source_std = masked_stats(source_lab, weight)
     target_mean, target_std = masked_stats(target_lab, weight)
+    from kornia.color import lab_to_rgb
+
     moved = (source_lab - source_mean) * (target_std / source_std.clamp_min(1e-3)) + target_mean
     rgb: torch.Tensor = lab_to_rgb(moved, clip=True) * 255.0
     if strength >= 1.0:
