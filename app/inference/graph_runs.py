@@ -155,7 +155,7 @@ class GraphRunner:
         if stream is None:
             for name, tensor in padded.items():
                 graph.inputs[name].copy_(tensor)
-            model.synchronise_inputs()  # on the caller's stream, before the graph thread runs
+            model.synchronise()  # the caller's stream, before the graph thread runs
             self._thread.call(model.ort_session.run_with_iobinding, graph.binding, graph.run_options)
             return {m.name: self._cut(m.shape, graph.outputs[m.name], batch) for m in model.outputs}
         caller = stream.enter(padded.values())

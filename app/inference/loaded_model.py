@@ -280,16 +280,11 @@ class LoadedModel:
         if graphs is not None:
             graphs.close()
 
-    def synchronise_inputs(self) -> None:
-        """Without a stream of ours (TensorRT), ORT runs on its own CUDA stream: the caller's kernels
-        that produce the inputs must be done (ORT synchronises its stream before returning, so outputs
-        are ready when run returns)."""
-        if self.device.kind == "cuda":
-            torch.cuda.current_stream(self.device.torch_device).synchronize()
-
-    def finish(self) -> None:
-        """Wait on the host until the calling stream's work, this model's runs included, is done
-        (timings; everything else orders on the GPU)."""
+    def synchronise(self) -> None:
+        """Wait on the host until the calling stream's queued work is done. Timings use it (a run of
+        this model is on that stream's order); so do runs without a stream of ours (TensorRT), where
+        ORT computes on its own stream and the kernels making the inputs must be done first (ORT
+        synchronises its stream before returning, so outputs are ready when run returns)."""
         if self.device.kind == "cuda":
             torch.cuda.current_stream(self.device.torch_device).synchronize()
 
@@ -391,7 +386,7 @@ class LoadedModel:
                 results[meta.name] = target
         stream = self.stream
         if stream is None:
-            self.synchronise_inputs()
+            self.synchronise()
             self._session.run_with_iobinding(binding, run_options)
             results.update(self._take_pending(binding, pending))
         else:

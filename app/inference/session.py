@@ -200,7 +200,7 @@ class Session:
 
     def finish(self) -> None:
         """Wait until this thread's queued GPU work, this model's runs included, is done (timings)."""
-        self._loaded.finish()
+        self._loaded.synchronise()
 
     def capture_graphs(self) -> None:
         """Capture the CUDA graphs this model replays (runtime.preload, before a job's threads start);
