@@ -33,7 +33,7 @@ from app.inference.options import EngineKey, engine_cache_dir, provider_options,
 from app.inference.ort import onnxruntime
 from app.inference.providers import Precision, Provider
 from app.inference.shapes import warmup_shape
-from app.inference.streams import NO_SYNC, ModelStream
+from app.inference.streams import NO_SYNC, ModelStream, priority_for
 from app.models.catalog import ModelEntry, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class LoadedModel:
         # The CUDA provider computes on a stream of ours, handed work without the host waiting
         # (app.inference.streams). TensorRT keeps ORT's own stream and synchronisation: untested here.
         self.stream = (
-            ModelStream(self.device.torch_device)
+            ModelStream(self.device.torch_device, priority_for(self.model.entry.kind))
             if ort_name == Provider.CUDA.ort_name and spec.settings.stream_handoff
             else None
         )

@@ -12,6 +12,12 @@ kept on the GPU instead: the model's stream waits for the caller's work so far, 
 waits for the model's. The host never waits. Memory is kept from early reuse the way torch's caching
 allocator expects: every tensor one stream made and the other uses is `record_stream`ed, so its block
 is not handed out again until the other stream's queued work on it is done.
+
+Analysis (detection, landmarks, recognition) is the pipeline's one sequential stage, and each of its
+batches waits for its own results on the host before the next can start, while the swap workers keep
+the GPU full of long swapper and restorer kernels. Its streams (the models' and the analysing thread's)
+therefore run at high priority: the GPU schedules their blocks first, so the stage that gates every
+later frame is not queued behind work that could wait.
 """
 
 from __future__ import annotations
@@ -20,16 +26,31 @@ from collections.abc import Iterable
 
 import torch
 
+from app.models.choices import Kind
+
 # ORT run option: return once the run is queued; the caller orders what follows on the GPU.
 NO_SYNC = "disable_synchronize_execution_providers"
+
+
+HIGH_PRIORITY = -1  # CUDA stream priorities: lower is more urgent; 0 is every other stream's
+ANALYSIS_KINDS = frozenset({Kind.DETECTOR, Kind.LANDMARKER, Kind.RECOGNISER})
+
+
+def priority_for(kind: Kind) -> int:
+    return HIGH_PRIORITY if kind in ANALYSIS_KINDS else 0
+
+
+def analysis_stream(device: torch.device) -> torch.cuda.Stream:
+    """A stream for a thread that analyses frames (export's feeder, live's analysis loop)."""
+    return torch.cuda.Stream(device, priority=HIGH_PRIORITY)  # type: ignore[no-untyped-call]
 
 
 class ModelStream:
     """The stream a model's session computes on. `enter` before a run, `leave` after it."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, priority: int = 0) -> None:
         self.device = device
-        self.stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+        self.stream = torch.cuda.Stream(device, priority=priority)  # type: ignore[no-untyped-call]
 
     @property
     def handle(self) -> int:

@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 
 from app.core.errors import DoppelError
+from app.core.gil import pipeline_switch_interval
 from app.faces.types import Face
+from app.inference.streams import analysis_stream
 from app.media.frame_queue import FrameQueue, QueuedFrame
 from app.media.i420 import I420, rgb_to_i420
 from app.media.segments import SegmentedVideoWriter
@@ -79,7 +81,7 @@ def export_video(
 ) -> None:
     job, options = state.job, state.job.engine
     hardware = options.hardware_decode and state.device.type == "cuda"
-    with open_video(job.target, hardware=hardware, device=state.device) as source:
+    with pipeline_switch_interval(), open_video(job.target, hardware=hardware, device=state.device) as source:
         report.decoder = source.decoder
         writer = SegmentedVideoWriter(
             job.output,
@@ -246,21 +248,31 @@ def _feed(
     batched model calls); with it, one by one, since each frame's faces follow from the last."""
     feed = _Feeder(state, pool, writer, every, batch, start)
     try:
-        while True:
-            with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
-                frame = frames.get()
-            if frame is None:
-                break
-            if cancel is not None and cancel.is_set():
-                raise JobCancelledError(
-                    f"Cancelled: {state.job.output} was not written (its segments are kept)"
-                )
-            feed.add(frame)
-        feed.flush()
-        feed.submit()
+        with _analysis_context(state.device):
+            _feed_all(state, frames, feed, cancel)
         pool.close()
     except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
         pool.fail(exc, f"analysis of frame {feed.index} of {state.job.target}")
+
+
+def _feed_all(state: JobState, frames: FrameQueue, feed: _Feeder, cancel: threading.Event | None) -> None:
+    while True:
+        with state.timer.stage("decode wait"):  # ~0 while the prefetch queue keeps ahead
+            frame = frames.get()
+        if frame is None:
+            break
+        if cancel is not None and cancel.is_set():
+            raise JobCancelledError(f"Cancelled: {state.job.output} was not written (its segments are kept)")
+        feed.add(frame)
+    feed.flush()
+    feed.submit()
+
+
+def _analysis_context(device: torch.device) -> AbstractContextManager[object]:
+    """The feeder's GPU work at high priority: it is the one sequential stage (app.inference.streams)."""
+    if device.type != "cuda":
+        return nullcontext()
+    return torch.cuda.stream(analysis_stream(device))
 
 
 class _Feeder:

@@ -16,16 +16,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
+from app.core.gil import pipeline_switch_interval
 from app.core.profiling import StageTimer
 from app.core.telemetry import get_telemetry
 from app.faces.types import Face
+from app.inference.streams import analysis_stream
 from app.media.errors import MediaReadError
 from app.media.video import open_video
 from app.media.virtual_camera import VirtualCamera
@@ -95,10 +97,12 @@ class LivePipeline:
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
         self._started = 0.0
+        self._running = ExitStack()  # what start() entered and stop() leaves
         self._telemetry = get_telemetry()
 
     def start(self) -> None:
         self._started = time.perf_counter()
+        self._running.enter_context(pipeline_switch_interval())
         self._threads = [
             threading.Thread(
                 target=self._guard, args=(self._analyse_loop,), name="live-analyse", daemon=True
@@ -116,6 +120,7 @@ class LivePipeline:
             thread.join(timeout)
             if thread.is_alive():
                 log.error("%s did not stop within %.0f s", thread.name, timeout)
+        self._running.close()
         self.report.seconds = time.perf_counter() - self._started
         self.report.skipped += self._analysed.dropped
         if self._error is not None:
@@ -152,6 +157,14 @@ class LivePipeline:
             self._analysed.close()
 
     def _analyse_loop(self) -> None:
+        # At high priority, as export's analysis: each frame's render waits for it (app.inference.streams).
+        on_stream = (
+            torch.cuda.stream(analysis_stream(self.device)) if self.device.type == "cuda" else nullcontext()
+        )
+        with on_stream:
+            self._analyse_frames()
+
+    def _analyse_frames(self) -> None:
         last_index = -1
         while not self._stop.is_set():
             try:
