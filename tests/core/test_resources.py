@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -31,6 +33,25 @@ def test_host_rss_peak_sees_an_allocation() -> None:
     assert report.samples >= 2
     assert "host_rss_peak_mb" not in report.unavailable
     assert report.seconds >= 0.1
+
+
+def test_host_rss_counts_a_child_process_started_during_the_block() -> None:
+    """The whole-command bench runs `main.py swap` as a child: its memory is the figure."""
+    hold = (
+        "import numpy, sys, time; b = numpy.ones(300 * 2**20, numpy.uint8); "
+        "print(1, flush=True); time.sleep(30)"
+    )
+    with ResourceSampler(interval_s=0.02) as sampler:
+        before = sampler.report().host_rss_peak_mb or 0.0
+        child = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "1"
+            time.sleep(resources.CHILDREN_REFRESH_S + 0.2)  # listed again, then sampled
+        finally:
+            peak = sampler.report().host_rss_peak_mb
+            child.kill()
+            child.wait()
+    assert peak is not None and peak >= before + 280
 
 
 @pytest.mark.skipif(CUDA, reason="checks the no-GPU answer")
