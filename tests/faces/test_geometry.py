@@ -37,3 +37,19 @@ def test_points_found_in_turned_frames_map_back() -> None:
         ys, xs = torch.nonzero(rotate_frame(frame, turns)[..., 0], as_tuple=True)
         found = torch.tensor([[float(xs[0]), float(ys[0])]])
         assert unrotate_points(found, turns, 5, 7).tolist() == [[4.0, 1.0]]
+
+
+def test_nms_matches_greedy_suppression_by_torch_iou_on_many_boxes() -> None:
+    generator = torch.Generator().manual_seed(3)
+    corners = torch.rand((300, 2), generator=generator) * 500
+    boxes = torch.cat([corners, corners + 20 + torch.rand((300, 2), generator=generator) * 80], dim=1)
+    scores = torch.rand(300, generator=generator)
+    order = scores.argsort(descending=True)
+    iou = box_iou(boxes, boxes)
+    expected: list[int] = []
+    for index in order.tolist():  # greedy by definition: keep unless a kept better box overlaps it
+        if all(float(iou[index, kept]) <= 0.4 for kept in expected):
+            expected.append(index)
+    kept = nms(boxes, scores, 0.4)
+    assert kept.dtype == torch.long and kept.tolist() == expected
+    assert 20 < len(expected) < 300  # the boxes overlap enough for suppression to matter
