@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from app.core import graphed
 from app.core.errors import DoppelError
 from app.core.paths import cache_dir
 from app.core.settings import InferenceSettings
@@ -75,6 +76,7 @@ class InferenceRuntime:
         self.backends = dict(backends or {})
         self.disabled = DisabledProviders()
         self.graphs = GraphMatrix(self.cache_root / MATRIX_FILE)
+        graphed.set_enabled(self.settings.cuda_graphs != "off")  # the frame path's torch graphs too
         self.rewrites = ModelRewrites(self.cache_root)
         self._specs: dict[tuple[str, Precision], LoadSpec] = {}
         self._specs_lock = threading.Lock()

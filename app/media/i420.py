@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
+from app.core.graphed import Graphed
 from app.media.yuv import KR_KB
 
 KR, KB = KR_KB["bt709"]
@@ -61,6 +62,11 @@ def rgb_to_i420(image: torch.Tensor) -> I420:
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"rgb_to_i420: expected uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
     height, width = int(image.shape[0]), int(image.shape[1])
+    return I420(_packed(image), width + width % 2, height + height % 2)
+
+
+def _packed_i420(image: torch.Tensor) -> torch.Tensor:
+    height, width = int(image.shape[0]), int(image.shape[1])
     rgb = image.permute(2, 0, 1).unsqueeze(0).float()  # [1, 3, H, W]
     pad_w, pad_h = width % 2, height % 2
     if pad_w or pad_h:
@@ -79,5 +85,8 @@ def rgb_to_i420(image: torch.Tensor) -> I420:
             chroma[1].reshape(-1),
         ]
     )
-    packed = planes.round_().clamp_(0, 255).to(torch.uint8).reshape(even_h * 3 // 2, even_w)
-    return I420(packed, even_w, even_h)
+    return planes.round_().clamp_(0, 255).to(torch.uint8).reshape(even_h * 3 // 2, even_w)
+
+
+# About twenty kernels a frame on the export's workers: replayed as one graph per frame size.
+_packed = Graphed(_packed_i420, "rgb → i420")

@@ -23,6 +23,8 @@ import torch
 from av.video.frame import VideoFrame
 from torch.utils.dlpack import from_dlpack
 
+from app.core.graphed import Graphed
+
 __all__ = ["GpuFrameConverter", "YuvColour", "colour_of", "nv12_to_rgb", "yuv_to_rgb"]
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,16 @@ def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, colour: YuvColour) -> torch.T
     return yuv_to_rgb(y, uv[..., 0], uv[..., 1], colour)
 
 
+def _planar_to_rgb(
+    y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, *, matrix: Matrix, full: bool
+) -> torch.Tensor:
+    return yuv_to_rgb(y, u, v, YuvColour(matrix, full))
+
+
+def _nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, *, matrix: Matrix, full: bool) -> torch.Tensor:
+    return nv12_to_rgb(y, uv, YuvColour(matrix, full))
+
+
 def host_planes(frame: VideoFrame) -> list[np.ndarray]:
     """A software frame's planes as uint8 arrays without their row padding (views, no copy)."""
     planes = []
@@ -127,6 +139,9 @@ class GpuFrameConverter:
             raise ValueError(f"GpuFrameConverter needs a CUDA device, got {device}")
         self.device = device
         self._in_use: deque[tuple[torch.cuda.Event, tuple[torch.Tensor, ...]]] = deque()
+        # The conversion is about thirty elementwise kernels a frame: replayed as one graph per size.
+        self._planar = Graphed(_planar_to_rgb, "yuv → rgb")
+        self._nv12 = Graphed(_nv12_to_rgb, "nv12 → rgb")
 
     def convert(self, frame: VideoFrame) -> torch.Tensor | None:
         """RGB on the device, or None when this frame's format or colour tags are swscale's to handle."""
@@ -152,10 +167,11 @@ class GpuFrameConverter:
         for plane, size in zip(planes, sizes, strict=True):
             views.append(flat[offset : offset + size].view(plane.shape))
             offset += size
+        tags = {"matrix": colour.matrix, "full": colour.full_range}
         if frame.format.name == "nv12":
             y, uv = views
-            return nv12_to_rgb(y, uv.view(uv.shape[0], -1, 2), colour)
-        return yuv_to_rgb(views[0], views[1], views[2], colour)
+            return self._nv12(y, uv.view(uv.shape[0], -1, 2), **tags)
+        return self._planar(views[0], views[1], views[2], **tags)
 
     def _from_nvdec(self, frame: VideoFrame, colour: YuvColour) -> torch.Tensor | None:
         try:
@@ -167,7 +183,7 @@ class GpuFrameConverter:
             return None
         stream = torch.cuda.current_stream(self.device)
         stream.wait_stream(torch.cuda.default_stream(self.device))
-        rgb = nv12_to_rgb(y, uv, colour)
+        rgb = self._nv12(y, uv, matrix=colour.matrix, full=colour.full_range)
         self._hold(stream, (y, uv))
         return rgb
 
