@@ -91,5 +91,5 @@ def test_planes_reach_the_encoder_as_packed(size: tuple[int, int]) -> None:
     frame holds exactly the packed planes."""
     width, height = size
     packed = np.random.default_rng(3).integers(0, 256, (height * 3 // 2, width), dtype=np.uint8)
-    frame = _i420_frame(packed, width, height)
+    frame = _i420_frame(torch.from_numpy(packed), width, height)
     assert np.array_equal(frame.to_ndarray(), packed)
