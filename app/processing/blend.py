@@ -8,10 +8,12 @@ into that region, the mask's edge is optionally refined by a guided filter steer
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional
 
-from app.faces.alignment import compose, crop_bounds, invert, warp
+from app.faces.alignment import place_in_frame
 
 # Mask values this close to 0 or 1 are snapped, so float noise from filtering never nudges a pixel that
 # should be untouched (or fully replaced) by one code value.
@@ -21,7 +23,10 @@ GUIDED_EPS = 1e-3  # regularisation on a 0..1 guide: edges weaker than ~3% contr
 
 def smoothing_radius(matrix: torch.Tensor, crop_side: int, edge_smoothing: float) -> int:
     """Guided-filter radius in frame pixels: `edge_smoothing` % of a tenth of the face's size there."""
-    scale = float(torch.linalg.det(matrix[:, :2].double()).abs().sqrt())  # crop px per frame px
+    if edge_smoothing <= 0:
+        return 0
+    (a, b, _), (d, e, _) = matrix.tolist()  # plain floats: torch's det on a 2x2 costs more than it does
+    scale = math.sqrt(abs(a * e - b * d))  # crop px per frame px
     face_px = crop_side / max(scale, 1e-6)
     return round(face_px * 0.1 * edge_smoothing / 100.0)
 
@@ -61,19 +66,18 @@ def paste_back(
     """Blend a float RGB crop [1, 3, S, S] (0..255) into a uint8 [H, W, 3] frame, in place, under its
     mask [1, 1, S, S]; `matrix` is the frame → crop transform the crop was cut with. Returns the frame."""
     side = int(crop.shape[-1])
-    bounds = crop_bounds(matrix, (side, side), (int(frame.shape[0]), int(frame.shape[1])))
-    if bounds is None:
-        return frame
-    x0, y0, x1, y1 = bounds
-    shift = torch.tensor([[1.0, 0.0, float(x0)], [0.0, 1.0, float(y0)]])
-    to_region = invert(compose(matrix.float().cpu(), shift))  # crop → region pixels, on the CPU
-    size = (y1 - y0, x1 - x0)
-    region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
     # The crop and its mask in one sampling pass: their channels share the grid.
-    warped = warp(torch.cat([crop.float(), mask.float()], dim=1), to_region, size)
+    placed = place_in_frame(torch.cat([crop.float(), mask.float()], dim=1), matrix, _size(frame))
+    if placed is None:
+        return frame
+    (x0, y0, x1, y1), warped = placed
+    region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
     pasted, alpha = warped[:, :3], warped[:, 3:]
-    alpha = refine_edge(alpha, region, smoothing_radius(matrix.float().cpu(), side, edge_smoothing))
-    alpha = snap(alpha)
+    alpha = snap(refine_edge(alpha, region, smoothing_radius(matrix, side, edge_smoothing)))
     blended = region + alpha * (pasted - region)
     frame[y0:y1, x0:x1] = blended.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
     return frame
+
+
+def _size(frame: torch.Tensor) -> tuple[int, int]:
+    return int(frame.shape[0]), int(frame.shape[1])
