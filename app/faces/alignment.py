@@ -14,7 +14,6 @@ give torch tensors.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -217,68 +216,6 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
     shifted = host.copy()
     shifted[:, 2] += shifted[:, :2] @ np.array([float(x0), float(y0)])
     return _sample(region, _sampling_matrices(shifted[None], (y1 - y0, x1 - x0), size), size)
-
-
-def warp_frames(
-    frames: Sequence[torch.Tensor],
-    matrices: Sequence[torch.Tensor],
-    size: tuple[int, int],
-    whole: bool | None = None,
-) -> torch.Tensor:
-    """warp_frame for several crops at once, each from its frame (crops may share a frame): float
-    [K, 3, h, w]. On a GPU (`whole` None) crops of same-sized frames, as many from each, are sampled in
-    one pass from the whole frames: two dozen small launches per crop become a handful per call (the
-    export's workers cut each face twice, for the swapper and the restorer). Elsewhere, and for one
-    crop, each is cut from the region under it, whose cost follows the crop rather than the frame."""
-    if len(frames) != len(matrices):
-        raise ValueError(f"warp_frames: {len(frames)} frames for {len(matrices)} matrices")
-    slots: dict[int, int] = {}  # id(frame) → its place among the distinct frames
-    owners = [slots.setdefault(id(frame), len(slots)) for frame in frames]
-    distinct = list({id(frame): frame for frame in frames}.values())
-    per_frame = len(frames) // len(distinct)
-    batched = (
-        len(frames) > 1
-        and len({tuple(frame.shape) for frame in distinct}) == 1
-        and all(owners.count(slot) == per_frame for slot in range(len(distinct)))
-        and (whole if whole is not None else all(frame.is_cuda for frame in distinct))
-    )
-    if not batched:
-        return torch.cat([warp_frame(f, m, size) for f, m in zip(frames, matrices, strict=True)])
-    order = sorted(range(len(frames)), key=lambda i: owners[i])  # crops grouped by frame
-    images = torch.stack(distinct).permute(0, 3, 1, 2).float()  # [N, 3, H, W]
-    host = np.stack([_host(matrices[i]) for i in order])
-    theta = _sampling_matrices(host, (int(images.shape[-2]), int(images.shape[-1])), size)
-    theta_device = torch.from_numpy(theta).to(images.device, images.dtype, non_blocking=True)
-    height, width = size
-    grid = functional.affine_grid(theta_device, [len(frames), 3, height, width], align_corners=True)
-    # A frame's crops side by side in one tall grid: one sampling call covers every frame.
-    grid = grid.reshape(len(distinct), per_frame * height, width, 2)
-    sampled = functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    crops = sampled.reshape(len(distinct), 3, per_frame, height, width).transpose(1, 2)
-    crops = crops.reshape(len(frames), 3, height, width)
-    if order == sorted(order):
-        return crops
-    back = torch.tensor(np.argsort(order), device=crops.device)
-    return crops.index_select(0, back)
-
-
-def place_in_frame(
-    image: torch.Tensor, matrix: torch.Tensor, frame_size: tuple[int, int]
-) -> tuple[tuple[int, int, int, int], torch.Tensor] | None:
-    """A crop-space image [B, C, S, S] warped back into the frame region (x0, y0, x1, y1) it covers,
-    through the inverse of its frame → crop `matrix`: the region's bounds and the warped image
-    [B, C, y1 - y0, x1 - x0]; None when the crop lies outside the frame (frame_size is h, w)."""
-    side = (int(image.shape[-2]), int(image.shape[-1]))
-    host = _host(matrix)
-    bounds = _crop_bounds(host, side, frame_size)
-    if bounds is None:
-        return None
-    x0, y0, x1, y1 = bounds
-    crop_to_region = _invert(host)
-    crop_to_region[:, 2] -= (float(x0), float(y0))
-    region = (y1 - y0, x1 - x0)
-    theta = _sampling_matrices(crop_to_region[None], side, region)
-    return bounds, _sample(image, theta, region)
 
 
 def crop_face(

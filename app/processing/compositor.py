@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from app.core.profiling import StageTimer
-from app.faces.alignment import estimate, warp_frames
+from app.faces.alignment import crop_face
 from app.faces.recogniser import Recogniser
 from app.faces.types import Face, VisionFrame
 from app.inference.runtime import InferenceRuntime
@@ -91,9 +91,8 @@ class FaceCompositor:
             return []
         swapper = self.swapper
         with timer.stage("swap"):
-            side = swapper.crop_side
-            matrices = [estimate(t.face.kps, swapper.template, side) for t in tasks]
-            targets = warp_frames([t.frame for t in tasks], matrices, (side, side))
+            crops = [crop_face(t.frame, t.face.kps, swapper.template, swapper.crop_side) for t in tasks]
+            targets = torch.cat([crop for crop, _ in crops])
             latents = torch.cat([self.target_latent(t.frame, t.face, t.latent) for t in tasks])
             swapped = swapper.swap(targets, latents)
         with timer.stage("mask"):
@@ -110,14 +109,11 @@ class FaceCompositor:
                             matrix,
                             mask.parts.get("box", torch.ones_like(mask.combined)),
                         )
-                        for t, result, matrix, mask in zip(tasks, results, matrices, masks, strict=True)
+                        for t, result, (_, matrix), mask in zip(tasks, results, crops, masks, strict=True)
                     ]
                 )
         composites = []
-        for index, (task, result, matrix, mask) in enumerate(
-            zip(tasks, results, matrices, masks, strict=True)
-        ):
-            target = targets[index : index + 1]
+        for task, result, (target, matrix), mask in zip(tasks, results, crops, masks, strict=True):
             if self.settings.colour.strength > 0:
                 with timer.stage("colour"):
                     result = reinhard(result, target, mask.combined, self.settings.colour.strength)

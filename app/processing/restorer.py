@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from app.core.errors import CatalogError
-from app.faces.alignment import compose, estimate, invert, warp, warp_frames
+from app.faces.alignment import compose, estimate, invert, warp, warp_frame
 from app.faces.preprocess import fixed_side
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
@@ -87,7 +87,9 @@ class Restorer:
                 for m, face in zip(to_crop, faces, strict=True)
             ]
         )
-        backgrounds = warp_frames([face.frame for face in faces], to_crop, (side, side))
+        backgrounds = torch.cat(
+            [warp_frame(f.frame, m, (side, side)) for m, f in zip(to_crop, faces, strict=True)]
+        )
         # Every face's swapped crop and cover in one sampling pass (the channels share each face's grid).
         layers = warp(
             torch.cat([torch.cat([face.swapped, face.cover], dim=1) for face in faces]),

@@ -17,7 +17,6 @@ from app.faces.alignment import (
     umeyama,
     warp,
     warp_frame,
-    warp_frames,
 )
 
 
@@ -96,22 +95,3 @@ def test_warp_samples_exactly_as_kornias_warp_affine() -> None:
     ours = warp(image, matrix, (64, 80))
     theirs = warp_affine(image, matrix.expand(2, 2, 3), (64, 80), mode="bilinear", align_corners=True)
     assert torch.allclose(ours, theirs, atol=1e-4)  # float32 rounding only
-
-
-@pytest.mark.parametrize("owners", [[0, 1, 2, 3], [0, 0, 1, 1], [1, 0, 0, 1], [0, 0, 0], [0, 1, 1]])
-def test_crops_sampled_together_from_whole_frames_equal_crops_cut_one_by_one(owners: list[int]) -> None:
-    """The GPU's batched path (forced here on the CPU) gives each crop as warp_frame does, in order,
-    whichever frames the crops come from; uneven counts per frame ([0, 1, 1]) take the one-by-one path."""
-    generator = torch.Generator().manual_seed(11)
-    frames = [torch.randint(0, 256, (360, 480, 3), dtype=torch.uint8, generator=generator) for _ in range(4)]
-    matrices = []
-    for index in range(len(owners)):
-        matrix = similarity(0.8 + 0.3 * index, 20.0 * index - 30.0, 0.0, 0.0)
-        centre = torch.tensor([100.0 + 70 * index, 90.0 + 40 * index])
-        matrix[:, 2] = torch.tensor([64.0, 64.0]) - matrix[:, :2] @ centre
-        matrices.append(matrix)
-    chosen = [frames[owner] for owner in owners]
-    together = warp_frames(chosen, matrices, (128, 128), whole=True)
-    one_by_one = torch.cat([warp_frame(f, m, (128, 128)) for f, m in zip(chosen, matrices, strict=True)])
-    assert together.shape == (len(owners), 3, 128, 128)
-    assert (together - one_by_one).abs().max() < 0.05  # float32 grid rounding
