@@ -218,6 +218,25 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
     return _sample(region, _sampling_matrices(shifted[None], (y1 - y0, x1 - x0), size), size)
 
 
+def place_in_frame(
+    image: torch.Tensor, matrix: torch.Tensor, frame_size: tuple[int, int]
+) -> tuple[tuple[int, int, int, int], torch.Tensor] | None:
+    """A crop-space image [B, C, S, S] warped back into the frame region (x0, y0, x1, y1) it covers,
+    through the inverse of its frame → crop `matrix`: the region's bounds and the warped image
+    [B, C, y1 - y0, x1 - x0]; None when the crop lies outside the frame (frame_size is h, w)."""
+    side = (int(image.shape[-2]), int(image.shape[-1]))
+    host = _host(matrix)
+    bounds = _crop_bounds(host, side, frame_size)
+    if bounds is None:
+        return None
+    x0, y0, x1, y1 = bounds
+    crop_to_region = _invert(host)
+    crop_to_region[:, 2] -= (float(x0), float(y0))
+    region = (y1 - y0, x1 - x0)
+    theta = _sampling_matrices(crop_to_region[None], side, region)
+    return bounds, _sample(image, theta, region)
+
+
 def crop_face(
     frame: torch.Tensor, kps: torch.Tensor, template_name: str, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
