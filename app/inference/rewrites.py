@@ -8,6 +8,13 @@ Two rewrites, made once per machine and cached beside the engine caches (`<cache
 A verdict, passed or failed, is remembered in `verdicts.json` keyed by the source file's SHA-256, the
 tool's version, the provider and the GPU: a model that failed stays as it was, and check-env says why,
 without the gate running again on every launch.
+
+Writing a rewrite is seconds of single-threaded ONNX and NumPy work per large model (inswapper's fp16
+conversion about 10 s on CI's CPU), and a first launch writes up to two per model. `prebuild` starts
+those of a job's large models at once, each model's in a process of its own, before the models load;
+the gates (which need the GPU) then find their files written and only judge them. A rewrite's file is
+named after its source's hash and the tool, and written under a temporary name then renamed, so a file
+found under its name is complete and made from that source.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -40,6 +49,46 @@ VERDICT_VERSION = 1
 Kind = Literal["batch", "fp16"]
 GATE_BATCH = 3  # items compared in one batched call against three single calls
 BATCH_MEAN, BATCH_MIN = 0.9999, 0.999  # a batch must not change the maths, only the call count
+PREBUILD_MIN_BYTES = 16 << 20  # smaller files are rewritten in-process in well under a second
+PREBUILD_PROCESSES = 4  # at most: each holds a model (and its rewrite) in memory
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """The rewrites one model's first load will want written: the batch axis, then fp16 of the result
+    (or of the original). Picklable: it goes to a builder process."""
+
+    model_id: str
+    source: Path
+    source_sha256: str
+    batch: bool
+    fp16: bool
+
+
+def rewrite_path(folder: Path, source_sha256: str, tool: str) -> Path:
+    return folder / f"{source_sha256[:16]}-{tool}.onnx"
+
+
+def build_planned(plan: RewritePlan, folder: Path) -> dict[str, str | None]:
+    """In a builder process: write the planned files that are not there yet. By file: None when
+    written (or found), else why the rewrite cannot be made."""
+    from app.inference import batch_axis, fp16
+
+    outcomes: dict[str, str | None] = {}
+    source, sha = plan.source, plan.source_sha256
+    if plan.batch:
+        target = rewrite_path(folder, sha, batch_axis.TOOL)
+        refused = None if target.is_file() else batch_axis.make_batch_dynamic(source, target)
+        outcomes[str(target)] = refused
+        if refused:
+            return outcomes  # fp16 of the original then: made in-process, if the gate gets there
+        source, sha = target, _sha256(target)
+    if plan.fp16:
+        target = rewrite_path(folder, sha, fp16.converter_id(0))
+        if not target.is_file():
+            fp16.convert(source, target, 0)
+        outcomes[str(target)] = None
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -105,6 +154,45 @@ class ModelRewrites:
         self.verdicts = VerdictFile(self.folder / VERDICT_FILE)
         self._lock = threading.Lock()
         self._model_locks: dict[str, threading.Lock] = {}  # one gate at a time per model
+        self._prebuilding: dict[str, Future[dict[str, str | None]]] = {}  # by model id
+
+    def has_verdict(
+        self, kind: Kind, source_sha256: str, tool: str, provider: Provider, sm: str | None
+    ) -> bool:
+        return _verdict_key(kind, source_sha256, tool, provider, sm) in self.verdicts.all()
+
+    def prebuild(self, plans: Sequence[RewritePlan]) -> None:
+        """Start writing the planned files of large models, one builder process per model; the gates
+        wait for a model's builder before judging its files (and make any it did not)."""
+        plans = [p for p in plans if p.source.stat().st_size >= PREBUILD_MIN_BYTES]
+        if not plans:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # spawn: a fork would copy this process's CUDA context and threads into the builders.
+        builders = ProcessPoolExecutor(
+            max_workers=min(len(plans), PREBUILD_PROCESSES, os.cpu_count() or 1),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+        with self._lock:
+            for plan in plans:
+                self._prebuilding[plan.model_id] = builders.submit(build_planned, plan, self.folder)
+        builders.shutdown(wait=False)  # the processes end when their last file is written
+        log.info("writing rewrites of %s in %d process(es)", ", ".join(p.model_id for p in plans), len(plans))
+
+    def _prebuilt(self, model_id: str, target: Path) -> tuple[bool, str | None]:
+        """Whether a builder process dealt with `target` (waiting for it), and why it refused to."""
+        with self._lock:
+            building = self._prebuilding.get(model_id)
+        if building is None:
+            return False, None
+        try:
+            outcomes = building.result()
+        except Exception as exc:  # noqa: BLE001  (a builder that died: the file is made here instead)
+            log.warning("rewriting %s in a builder process failed (%s); rewriting it here", model_id, exc)
+            return False, None
+        if str(target) not in outcomes:
+            return False, None
+        return True, outcomes[str(target)]
 
     # -- the two rewrites --------------------------------------------------------------------------
 
@@ -113,7 +201,7 @@ class ModelRewrites:
         from app.inference import batch_axis  # onnx: imported by the GPU runs that rewrite, not by every run
 
         source, sha = spec.model.path, spec.model.sha256
-        target = self.folder / f"{sha[:16]}-{batch_axis.TOOL}.onnx"
+        target = rewrite_path(self.folder, sha, batch_axis.TOOL)
 
         def build() -> str | None:
             return batch_axis.make_batch_dynamic(source, target)
@@ -132,7 +220,7 @@ class ModelRewrites:
         sha = base.sha256 if base else spec.model.sha256
         for attempt in range(len(fp16.ATTEMPTS)):
             tool = fp16.converter_id(attempt)
-            target = self.folder / f"{sha[:16]}-{tool}.onnx"
+            target = rewrite_path(self.folder, sha, tool)
 
             def build(attempt: int = attempt, target: Path = target) -> str | None:
                 fp16.convert(source, target, attempt)
@@ -160,8 +248,7 @@ class ModelRewrites:
         judge: Callable[[LoadedModel, LoadedModel], Parity],
         precision: Literal["fp32", "fp16"],
     ) -> ModelVariant | None:
-        source_sha = base.sha256 if base else spec.model.sha256
-        key = f"{kind}:{source_sha[:16]}:{tool}:{provider.value}:{spec.sm or 'nogpu'}"
+        key = _verdict_key(kind, base.sha256 if base else spec.model.sha256, tool, provider, spec.sm)
         with self._lock:
             model_lock = self._model_locks.setdefault(spec.model.id, threading.Lock())
         with model_lock:
@@ -207,7 +294,9 @@ class ModelRewrites:
             )
 
         try:
-            refused = build()
+            prebuilt, refused = self._prebuilt(spec.model.id, target)
+            if not (prebuilt and (refused or target.is_file())):
+                refused = build()
         except (OSError, ValueError, RuntimeError) as exc:
             return verdict(False, f"the rewrite failed: {type(exc).__name__}: {exc}")
         if refused:
@@ -234,6 +323,10 @@ class ModelRewrites:
         if not parity.passed:
             target.unlink(missing_ok=True)
         return verdict(parity.passed, parity.reason, parity, sha if parity.passed else "")
+
+
+def _verdict_key(kind: Kind, source_sha256: str, tool: str, provider: Provider, sm: str | None) -> str:
+    return f"{kind}:{source_sha256[:16]}:{tool}:{provider.value}:{sm or 'nogpu'}"
 
 
 def _input_specs(spec: LoadSpec, model: LoadedModel, batch: int) -> list[InputSpec]:

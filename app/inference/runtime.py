@@ -32,9 +32,10 @@ from app.inference.graph_runs import BATCH_BUCKETS, GPU_SETUP
 from app.inference.loaded_model import LoadSpec, ModelFile, ModelVariant, Tensors
 from app.inference.pool import PoolLimits, SessionKey, SessionPool
 from app.inference.providers import GRAPH_PROVIDERS, Hint, Precision, Provider, fallback_chain, parse_hint
-from app.inference.rewrites import ModelRewrites
+from app.inference.rewrites import ModelRewrites, RewritePlan
 from app.inference.session import DisabledProviders, Session
 from app.inference.shapes import declares_a_batch
+from app.models.catalog import ModelEntry
 from app.models.store import ModelState, ModelStore
 
 log = logging.getLogger(__name__)
@@ -201,22 +202,64 @@ class InferenceRuntime:
         gpu = self.facts.gpu(self.settings.device_index)
         return gpu is not None and int(gpu.sm.removeprefix("sm_") or 0) >= 70
 
+    def _batch_gate_provider(self, entry: ModelEntry) -> Provider | None:
+        """Where a batch-axis rewrite of this model is judged, when one is wanted."""
+        gate_on = self._gpu_provider()
+        if gate_on is None or not self._batch_rewrite_wanted() or declares_a_batch(entry):
+            return None
+        return Provider.CUDA if Provider.CUDA in self.usable else gate_on
+
+    def _wants_fp16(self, entry: ModelEntry, precision: Precision) -> bool:
+        return (
+            precision == "fp16"
+            and entry.precision == "fp32"
+            and self._fast_fp16()
+            and Provider.CUDA in self.usable
+        )
+
     def _variants(self, spec: LoadSpec) -> dict[Provider, ModelVariant]:
         entry = spec.model.entry
         variants: dict[Provider, ModelVariant] = {}
-        gate_on = self._gpu_provider()
         batched = None
-        if gate_on is not None and self._batch_rewrite_wanted() and not declares_a_batch(entry):
-            batched = self.rewrites.batched(spec, Provider.CUDA if Provider.CUDA in self.usable else gate_on)
+        batch_gate = self._batch_gate_provider(entry)
+        if batch_gate is not None:
+            batched = self.rewrites.batched(spec, batch_gate)
             if batched is not None:
                 # Not TensorRT: its engines need optimisation profiles for every dynamic axis.
                 variants = {Provider.CUDA: batched, Provider.CPU: batched}
-        wants_fp16 = spec.precision == "fp16" and entry.precision == "fp32" and self._fast_fp16()
-        if wants_fp16 and Provider.CUDA in self.usable:
+        if self._wants_fp16(entry, spec.precision):
             converted = self.rewrites.fp16(spec, Provider.CUDA, batched)
             if converted is not None:
                 variants[Provider.CUDA] = converted
         return variants
+
+    def _rewrite_plan(self, model_id: str) -> RewritePlan | None:
+        """The rewrites this model's first load would write (those with no verdict on this machine)."""
+        from app.inference import batch_axis, fp16  # onnx: only where rewrites are made
+
+        try:
+            model = self.model_file(model_id)
+        except DoppelError:
+            return None  # its load reports it
+        entry, sm = model.entry, (gpu.sm if (gpu := self.facts.gpu(self.settings.device_index)) else None)
+        batch_gate = self._batch_gate_provider(entry)
+        batch = batch_gate is not None and not self.rewrites.has_verdict(
+            "batch", model.sha256, batch_axis.TOOL, batch_gate, sm
+        )
+        # fp16 of a batched file is judged under that file's hash, unknown until it is written: with
+        # the batch axis still to come, fp16 is planned too; with it known, fp16 is left to the load.
+        half = self._wants_fp16(entry, self.precision_for(model_id)) and (
+            batch
+            or (
+                batch_gate is None
+                and not self.rewrites.has_verdict(
+                    "fp16", model.sha256, fp16.converter_id(0), Provider.CUDA, sm
+                )
+            )
+        )
+        if not (batch or half):
+            return None
+        return RewritePlan(model_id, model.path, model.sha256, batch, half)
 
     def _graph_providers(self, spec: LoadSpec) -> frozenset[Provider]:
         """Providers on which this model replays CUDA graphs: those where its probe passed."""
@@ -328,6 +371,8 @@ class InferenceRuntime:
         try:
             if AUTO_PROBE and self._gpu_provider() is not None:
                 self._forget_unjudged(wanted)
+            if self._gpu_provider() is not None:
+                self.rewrites.prebuild([p for m in wanted if (p := self._rewrite_plan(m)) is not None])
             self._preload(wanted, parallel)
         finally:
             with self._specs_lock:

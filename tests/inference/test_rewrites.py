@@ -145,3 +145,54 @@ def test_batch_axis_off_leaves_the_file_alone(runtime_for) -> None:  # type: ign
     runtime = runtime_for("plain", batch_axis="off", precision="fp32")
     assert runtime.load_spec("rewrite_plain", "fp32").variants == {}
     assert not runtime.takes_a_batch("rewrite_plain")
+
+
+def _boobytrapped(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("rewritten in the loading process")
+
+
+def test_a_jobs_rewrites_are_written_by_builder_processes_before_the_gates(
+    runtime_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """preload hands the large models' rewrites to builder processes: with this process's own
+    builders made to fail, the batch axis and fp16 still pass their gates, from the builders' files,
+    and those files are the bytes an in-process rewrite writes."""
+    from app.inference import batch_axis, fp16, rewrites
+
+    expected = runtime_for("plain")  # rewritten in-process first (the model is below the threshold)
+    reference = expected.load_spec("rewrite_plain", "fp16").variant(Provider.CUDA)
+    assert reference is not None and reference.tag == "batch+fp16"
+
+    monkeypatch.setattr(rewrites, "PREBUILD_MIN_BYTES", 0)
+    monkeypatch.setattr(batch_axis, "make_batch_dynamic", _boobytrapped)
+    monkeypatch.setattr(fp16, "convert", _boobytrapped)
+    store = store_with(tmp_path / "models-2", "plain")
+    runtime = InferenceRuntime(
+        store, InferenceSettings(), cache_root=tmp_path / "cache-2", backends=CUDA_ON_CPU
+    )
+    try:
+        runtime.preload(["rewrite_plain"])
+        variant = runtime.load_spec("rewrite_plain", "fp16").variant(Provider.CUDA)
+        assert variant is not None and variant.tag == "batch+fp16"
+        assert variant.sha256 == reference.sha256
+        assert verdicts(runtime)["rewrite_plain:batch"]["passed"]
+        assert verdicts(runtime)["rewrite_plain:fp16"]["passed"]
+    finally:
+        runtime.close()
+
+
+def test_a_builder_that_failed_leaves_the_rewrite_to_the_loading_process(tmp_path: Path) -> None:
+    from concurrent.futures import Future
+
+    from app.inference.rewrites import ModelRewrites
+
+    rewrites = ModelRewrites(tmp_path)
+    died: Future[dict[str, str | None]] = Future()
+    died.set_exception(OSError("builder killed"))
+    rewrites._prebuilding["m"] = died
+    assert rewrites._prebuilt("m", tmp_path / "x.onnx") == (False, None)
+    refused: Future[dict[str, str | None]] = Future()
+    refused.set_result({str(tmp_path / "x.onnx"): "no batch axis"})
+    rewrites._prebuilding["m"] = refused
+    assert rewrites._prebuilt("m", tmp_path / "x.onnx") == (True, "no batch axis")
+    assert rewrites._prebuilt("m", tmp_path / "other.onnx") == (False, None)
