@@ -348,6 +348,11 @@ def export_figures(
         "ratio_to_limit": round(steady_ms / limit, 2) if limit else None,
         "isolated_model_ms_per_frame": {k: round(v, 3) for k, v in isolated.items()},
         "calls": {f"{s.model_id} {list(s.inputs[0][1])}": n for s, n in calls.snapshot().items()},
+        # Where the steady run's stages waited on each other, per frame: the stage nobody waits for
+        # while others wait on it is the one that sets the pace.
+        "waits_ms_per_frame": {
+            name: round(seconds * 1000.0 / max(1, report.frames), 3) for name, seconds in report.waits.items()
+        },
         "stages_ms": {
             name: {"p50": round(s.p50_ms, 2), "p95": round(s.p95_ms, 2), "count": s.count}
             for name, s in profiled.stage_stats.items()

@@ -133,6 +133,9 @@ def _print(report: dict[str, Any]) -> None:
     table([[k, str(v)] for k, v in rows], header=["measure", "value"])
     stages = [[k, str(v["p50"]), str(v["p95"]), str(v["count"])] for k, v in export["stages_ms"].items()]
     table(stages, header=["stage", "p50 ms", "p95 ms", "calls"])
+    waits = [[k, str(v)] for k, v in export.get("waits_ms_per_frame", {}).items()]
+    if waits:
+        table(waits, header=["blocked (steady run)", "ms per frame"])
     marks = {True: "met", False: "MISSED", None: "not measured"}
     targets = [[t["figure"], t["target"], str(t["measured"]), marks[t["met"]]] for t in report["targets"]]
     table(targets, header=["figure", "target", "measured", ""])

@@ -211,6 +211,12 @@ def _run(
                 if progress is not None:
                     done = start + report.frames
                     progress(done, max(total, done))
+            waits = pool.waits()
+            report.waits = {
+                "analysis_on_workers_s": round(waits.producer_s, 3),
+                "worker_on_analysis_s": round(waits.worker_idle_s, 3),
+                "ordering_on_workers_s": round(waits.consumer_s, 3),
+            }
         finally:
             pool.stop()
             feeder.join(10)

@@ -138,6 +138,9 @@ class JobReport:
     tracking: dict[str, int] = field(default_factory=dict)  # tracker events (losses, takeovers)
     profile: list[Path] = field(default_factory=list)  # files written by --profile
     first_frame_at: float | None = None  # wall clock (time.time()) when the first frame was written
+    # Seconds the export's stages spent blocked on each other (OrderedPool.waits): the analysis thread
+    # on busy workers, each worker (mean) on the analysis thread, the ordering thread on the workers.
+    waits: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:

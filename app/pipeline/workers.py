@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar, cast
 
@@ -41,6 +43,16 @@ class PipelineError(DoppelError):
 
 class PipelineStoppedError(DoppelError):
     """The pool was stopped (cancelled) while a caller was waiting on it."""
+
+
+@dataclass(frozen=True)
+class PoolWaits:
+    """Seconds each side of the pool spent blocked on the other: where a pipeline's time goes when
+    its stages do not keep up with each other (the slowest stage is the one the others wait for)."""
+
+    producer_s: float  # submit() waiting for a free slot: the workers (or the consumer) are behind
+    worker_idle_s: float  # per worker, waiting for an item: the producer is behind
+    consumer_s: float  # results() waiting for the next item in order: the workers are behind
 
 
 class OrderedPool(Generic[In, Out]):
@@ -73,6 +85,9 @@ class OrderedPool(Generic[In, Out]):
         self._stop = threading.Event()
         self._error: PipelineError | None = None
         self.high_water = 0  # most items in flight at once, for the backpressure test
+        self._producer_wait = 0.0
+        self._consumer_wait = 0.0
+        self._idle = [0.0] * workers  # each worker writes only its own
         self._threads = [
             threading.Thread(target=self._run, args=(i,), name=f"{name}-{i}", daemon=True)
             for i in range(workers)
@@ -86,8 +101,10 @@ class OrderedPool(Generic[In, Out]):
         """Queue an item; blocks while `capacity` items are in flight."""
         if self._closed:
             raise RuntimeError(f"{self.name}: submit after close")
+        blocked = time.perf_counter()
         while not self._slots.acquire(timeout=_POLL_S):
             self._raise_if_stopped()
+        self._producer_wait += time.perf_counter() - blocked
         self._raise_if_stopped()
         with self._ready:
             seq = self._submitted
@@ -115,11 +132,13 @@ class OrderedPool(Generic[In, Out]):
         """Results in submission order, until the pool is closed and drained."""
         while True:
             with self._ready:
+                blocked = time.perf_counter()
                 while self._taken not in self._done:
                     self._raise_if_stopped()
                     if self._closed and self._taken >= self._submitted:
                         return
                     self._ready.wait(_POLL_S)
+                self._consumer_wait += time.perf_counter() - blocked
                 result = self._done.pop(self._taken)
                 self._taken += 1
             self._slots.release()
@@ -138,6 +157,10 @@ class OrderedPool(Generic[In, Out]):
             thread.join(timeout)
             if thread.is_alive():
                 log.error("%s did not stop within %.0f s", thread.name, timeout)
+
+    def waits(self) -> PoolWaits:
+        idle = self._idle
+        return PoolWaits(self._producer_wait, sum(idle) / len(idle), self._consumer_wait)
 
     @property
     def alive(self) -> bool:
@@ -159,16 +182,19 @@ class OrderedPool(Generic[In, Out]):
     def _run(self, index: int) -> None:
         try:
             with self._context(index):
-                self._loop()
+                self._loop(index)
         except BaseException as exc:  # noqa: BLE001 - a worker's context failing must stop the pool
             self._set_error(exc, f"{self.name} {index} setup")
 
-    def _loop(self) -> None:
+    def _loop(self, index: int) -> None:
         while not self._stop.is_set():
+            blocked = time.perf_counter()
             try:
                 entry = self._inbox.get(timeout=_POLL_S)
             except queue.Empty:
+                self._idle[index] += time.perf_counter() - blocked
                 continue
+            self._idle[index] += time.perf_counter() - blocked
             if entry is _END:
                 return
             seq, item = cast("tuple[int, In]", entry)

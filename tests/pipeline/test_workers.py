@@ -168,3 +168,41 @@ def test_latest_slot_wakes_a_waiting_taker() -> None:
     slot.put("frame")
     taker.join(5)
     assert got == ["frame"]
+
+
+def _feed(pool: OrderedPool[int, int], items: int, pause: float) -> threading.Thread:
+    def produce() -> None:
+        for item in range(items):
+            time.sleep(pause)
+            pool.submit(item)
+        pool.close()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    return thread
+
+
+def test_waits_say_which_side_is_behind() -> None:
+    """Slow workers: the producer and the consumer wait on them, the workers never wait for items.
+    A slow producer: the workers wait for it."""
+
+    def slow(item: int) -> int:
+        time.sleep(0.05)
+        return item
+
+    with OrderedPool(slow, workers=1, capacity=1, name="slow-workers") as pool:
+        producer = _feed(pool, 8, 0.0)
+        assert list(pool.results()) == list(range(8))
+        producer.join()
+        behind_workers = pool.waits()
+    assert behind_workers.producer_s > 0.2  # seven submits waited ~50 ms each for the slot
+    assert behind_workers.consumer_s > 0.2
+    assert behind_workers.worker_idle_s < 0.1
+
+    with OrderedPool(lambda item: item, workers=2, capacity=4, name="slow-producer") as pool:
+        producer = _feed(pool, 6, 0.05)
+        assert list(pool.results()) == list(range(6))
+        producer.join()
+        behind_producer = pool.waits()
+    assert behind_producer.worker_idle_s > 0.2
+    assert behind_producer.producer_s < 0.1
