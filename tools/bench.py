@@ -261,6 +261,8 @@ def whole_command(inputs: Inputs, options: BenchOptions, cache: Path, label: str
         "peak_vram_mb": _minus(resources.gpu_mem_peak_mb, baseline_vram),
         "peak_host_rss_mb": _minus(resources.host_rss_peak_mb, baseline_rss),
         "encoder": report.get("encoder"),
+        # Seconds from launch to each step of the start-up (app.core.milestones).
+        "milestones_s": {name: round(at - launched, 2) for name, at in report.get("milestones", {}).items()},
     }
 
 

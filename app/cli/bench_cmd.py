@@ -133,6 +133,15 @@ def _print(report: dict[str, Any]) -> None:
     table([[k, str(v)] for k, v in rows], header=["measure", "value"])
     stages = [[k, str(v["p50"]), str(v["p95"]), str(v["count"])] for k, v in export["stages_ms"].items()]
     table(stages, header=["stage", "p50 ms", "p95 ms", "calls"])
+    commands = results.get("command", {})
+    steps = list(dict.fromkeys(step for run in commands.values() for step in run.get("milestones_s", {})))
+    if steps:
+        labels = list(commands)
+        rows_s = [
+            [step, *(str(commands[label].get("milestones_s", {}).get(step, "")) for label in labels)]
+            for step in steps
+        ]
+        table(rows_s, header=["start-up step (s after launch)", *labels])
     waits = [[k, str(v)] for k, v in export.get("waits_ms_per_frame", {}).items()]
     if waits:
         table(waits, header=["blocked (steady run)", "ms per frame"])

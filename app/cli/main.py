@@ -104,9 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("gui", None):
             return _run_gui(args, None)
+        from app.core.milestones import mark
         from app.models.context import build_context  # settings and catalog: after parsing
 
+        mark("arguments parsed")
         ctx = build_context(args.models_dir, args.catalog)
+        mark("settings and catalog read")
         code: int = args.handler(args, ctx)
         return code
     except models_cmd.UsageError as exc:

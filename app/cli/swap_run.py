@@ -15,6 +15,7 @@ from tqdm import tqdm
 from app.cli.models_cmd import UsageError
 from app.cli.output import say, say_json, table
 from app.cli.swap_cmd import MASK_PARTS
+from app.core import milestones
 from app.core.errors import DoppelError
 from app.faces.identity import Combine
 from app.faces.selection import SelectionMode, SelectionSettings
@@ -234,6 +235,7 @@ def _print_report(report: JobReport, as_json: bool) -> None:
                 "stage_ms": {k: round(v, 3) for k, v in report.stage_ms.items()},
                 "profile": [str(p) for p in report.profile],
                 "first_frame_at": report.first_frame_at,
+                "milestones": milestones.snapshot(),
                 "notes": report.notes,
             }
         )

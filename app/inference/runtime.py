@@ -18,6 +18,7 @@ import torch
 
 from app.core import graphed
 from app.core.errors import DoppelError
+from app.core.milestones import mark
 from app.core.paths import cache_dir
 from app.core.settings import InferenceSettings
 from app.core.telemetry import get_telemetry
@@ -371,6 +372,7 @@ class InferenceRuntime:
         try:
             if AUTO_PROBE and self._gpu_provider() is not None:
                 self._forget_unjudged(wanted)
+            mark("preload started")
             if self._gpu_provider() is not None:
                 self.rewrites.prebuild([p for m in wanted if (p := self._rewrite_plan(m)) is not None])
             self._preload(wanted, parallel)
@@ -383,6 +385,7 @@ class InferenceRuntime:
             try:
                 with self.session(model_id):
                     pass
+                mark(f"loaded {model_id}")
             except DoppelError as exc:
                 log.debug("preload of %s left for later: %s", model_id, exc)
 
@@ -400,6 +403,7 @@ class InferenceRuntime:
                     session.capture_graphs()
             except DoppelError as exc:
                 log.debug("no CUDA graphs for %s: %s", model_id, exc)
+        mark("models loaded and graphs captured")
 
     def probe_cuda_graphs(self, model_id: str, provider: Provider = Provider.CUDA) -> ProbeResult:
         """Probe a model and remember the verdict; sessions loaded afterwards follow it."""

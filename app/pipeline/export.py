@@ -27,6 +27,7 @@ import torch
 
 from app.core.errors import DoppelError
 from app.core.gil import pipeline_switch_interval
+from app.core.milestones import mark
 from app.faces.types import Face
 from app.inference.streams import analysis_stream
 from app.media.frame_queue import FrameQueue, QueuedFrame
@@ -205,6 +206,7 @@ def _run(
                     writer.write(rendered.image, rendered.pts, state=rendered.checkpoint)
                 if report.first_frame_at is None:
                     report.first_frame_at = time.time()  # wall clock: a launcher can compare its own
+                    mark("first frame written", report.first_frame_at)
                 report.frames += 1
                 report.faces_swapped += rendered.faces
                 report.frames_with_faces += bool(rendered.faces)
@@ -213,9 +215,9 @@ def _run(
                     progress(done, max(total, done))
             waits = pool.waits()
             report.waits = {
-                "analysis_on_workers_s": round(waits.producer_s, 3),
-                "worker_on_analysis_s": round(waits.worker_idle_s, 3),
-                "ordering_on_workers_s": round(waits.consumer_s, 3),
+                "analysis_on_workers": round(waits.producer_s, 3),
+                "worker_on_analysis": round(waits.worker_idle_s, 3),
+                "ordering_on_workers": round(waits.consumer_s, 3),
             }
         finally:
             pool.stop()

@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 
 from app.core.errors import DoppelError
+from app.core.milestones import mark
 from app.core.profiling import StageStats, StageTimer
 from app.faces.identity import Combine
 from app.faces.recogniser import Recogniser
@@ -176,6 +177,7 @@ class JobState:
         self.job = job
         self.timer = timer
         self.device = frame_device(runtime)
+        mark("job set-up started")
         runtime.preload(job_models(job, runtime.store.catalog))
         analysers: dict[str, FrameAnalyser] = {}
         swappers: dict[str, FrameSwapper] = {}

@@ -106,6 +106,7 @@ def test_bench_writes_its_report(test_assets: Path, tmp_path: Path) -> None:
         command = results["command"][launch]
         assert command["frames"] == 5
         assert 0 < command["first_frame_s"] < command["seconds"]
+        assert command["milestones_s"]["first frame written"] == command["first_frame_s"]
     export = results["export"]
     assert export["frames"] == export["faces_swapped"] == 5  # the stand-in detector finds the face
     assert export["steady_fps"] > 0 and export["limit_ms_per_frame"] > 0
@@ -117,12 +118,18 @@ def test_bench_writes_its_report(test_assets: Path, tmp_path: Path) -> None:
     }
     assert {"detect", "landmarks", "swap", "restore", "paste", "encode"} <= set(export["stages_ms"])
     assert all(v["p50"] <= v["p95"] for v in export["stages_ms"].values())
+    assert set(export["waits_ms_per_frame"]) == {
+        "analysis_on_workers",
+        "worker_on_analysis",
+        "ordering_on_workers",
+    }
     assert results["live"]["at_clip_rate"]["latency_p50_ms"] > 0
     assert results["image_swap_s"] > 0
     assert all("stand-in" in about["kind"] for about in report["models"].values())
     figures = {t["figure"]: t for t in report["targets"]}
     assert figures["steady export fps"]["measured"] == export["steady_fps"]
     assert "steady export fps" in result.stdout and "MISSED" in result.stdout
+    assert "start-up step (s after launch)" in result.stdout and "blocked (steady run)" in result.stdout
     assert run("bench", "--size", "huge").returncode == 2
 
 

@@ -120,6 +120,13 @@ def test_video_keeps_frames_rate_duration_audio_and_label(setup: dict[str, Path]
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["frames_with_faces"] >= 0.8 * report["frames"]  # the pan leaves the face near its end
+    # The start-up's milestones, in the order reached, the first frame last (the bench's timeline).
+    steps = list(report["milestones"])
+    assert steps[0] == "arguments parsed" and steps[-1] == "first frame written"
+    for step in ("job set-up started", "preload started", "models loaded and graphs captured"):
+        assert step in steps
+    assert steps.index("preload started") < steps.index("models loaded and graphs captured")
+    assert report["milestones"]["first frame written"] == report["first_frame_at"]
     with av.open(str(setup["clip"])) as before, av.open(str(output)) as after:
         source, made = before.streams.video[0], after.streams.video[0]
         frames_in = sum(1 for _ in before.decode(video=0))
