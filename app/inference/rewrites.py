@@ -164,6 +164,8 @@ class ModelRewrites:
     def prebuild(self, plans: Sequence[RewritePlan]) -> None:
         """Start writing the planned files of large models, one builder process per model; the gates
         wait for a model's builder before judging its files (and make any it did not)."""
+        with self._lock:  # a model's builder, running or done, is started once
+            plans = [p for p in plans if p.model_id not in self._prebuilding]
         plans = [p for p in plans if p.source.stat().st_size >= PREBUILD_MIN_BYTES]
         if not plans:
             return

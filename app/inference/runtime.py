@@ -373,12 +373,20 @@ class InferenceRuntime:
             if AUTO_PROBE and self._gpu_provider() is not None:
                 self._forget_unjudged(wanted)
             mark("preload started")
-            if self._gpu_provider() is not None:
-                self.rewrites.prebuild([p for m in wanted if (p := self._rewrite_plan(m)) is not None])
+            self.prebuild_rewrites(wanted)
             self._preload(wanted, parallel)
         finally:
             with self._specs_lock:
                 self._preloading -= 1
+
+    def prebuild_rewrites(self, model_ids: Sequence[str]) -> None:
+        """Start writing these models' missing rewrites in builder processes (app.inference.rewrites),
+        so that their first loads only judge them: a job's preload, and the studio as soon as it knows
+        what its preview will run. Nothing to do on a machine without a GPU provider."""
+        if self._gpu_provider() is None:
+            return
+        wanted = [m for m in dict.fromkeys(model_ids) if m in self.store.catalog]
+        self.rewrites.prebuild([p for m in wanted if (p := self._rewrite_plan(m)) is not None])
 
     def _preload(self, wanted: list[str], parallel: int) -> None:
         def load(model_id: str) -> None:

@@ -30,7 +30,13 @@ from app.pipeline.cache import AnalysisCache
 from app.pipeline.frame_swap import FrameSwapper, frame_device
 from app.pipeline.jobs import is_image
 from app.pipeline.preview import Checkpoint
-from app.pipeline.settings import PipelineSettings, SourceFace, finishing_models, without_finishing
+from app.pipeline.settings import (
+    PipelineSettings,
+    SourceFace,
+    finishing_models,
+    models_needed,
+    without_finishing,
+)
 from app.pipeline.sources import Cast, SourceLoader
 from app.pipeline.warmer import ModelWarmer
 from app.processing.compositor import FaceCompositor
@@ -131,9 +137,13 @@ class MediaPreviewer:
         return self.warmer.pending(finishing_models(settings, self.runtime.store.catalog))
 
     def _built_for(self, settings: PipelineSettings) -> tuple[FrameAnalyser, dict[bool, FaceCompositor]]:
+        wanted = settings
         settings = scrubbing(settings)
         key = settings.fingerprint()
         if self._built is None or self._built[0] != key:
+            # The first preview of new settings loads their models: missing rewrites of them start in
+            # builder processes now, side by side, instead of one model after another.
+            self.runtime.prebuild_rewrites(models_needed(wanted, self.runtime.store.catalog))
             analyser = FrameAnalyser(self.runtime, settings, cache=self.cache, source_id=str(self.media))
             self._built = (key, analyser, {})
         return self._built[1], self._built[2]

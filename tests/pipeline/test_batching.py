@@ -161,3 +161,46 @@ def test_without_tracking_frames_are_analysed_in_batched_detector_calls(
     assert swapped[1] == swapped[4]
     for a, b in zip(outputs[1], outputs[4], strict=True):
         assert (a - b).abs().max() <= 2  # a batched convolution may round differently in the last bit
+
+
+def _boobytrapped(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("rewritten in the previewing process")
+
+
+def test_the_studios_first_preview_has_its_rewrites_written_by_builder_processes(
+    runtime: InferenceRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studio loads models on its first preview, without a job's preload: the preview starts the
+    rewrites of what it will run in builder processes. With this process's own batch-axis surgery made
+    to fail (and every file large enough for a builder), the real SCRFD still gets its batch axis."""
+    from app.inference import batch_axis, rewrites
+    from app.pipeline.previewer import MediaPreviewer
+    from app.pipeline.settings import SourceFace
+
+    monkeypatch.setattr(batch_axis, "make_batch_dynamic", _boobytrapped)
+    monkeypatch.setattr(rewrites, "PREBUILD_MIN_BYTES", 0)
+    backed = InferenceRuntime(
+        runtime.store,
+        InferenceSettings(precision="fp32"),
+        cache_root=tmp_path / "cache",
+        backends={Provider.CUDA: "CPUExecutionProvider"},
+    )
+    photo = tmp_path / "face.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    settings = PipelineSettings(
+        analysis=AnalysisSettings(detector=REAL_SCRFD_ID),
+        processing=ProcessingSettings(swap=SwapSettings(swapper=f"{BATCHED}@identity")),
+    )
+    previewer = MediaPreviewer(backed, photo)
+    try:
+        shown = previewer.preview(0, settings, SourceFace(), lambda: None)
+        assert shown.found  # the detector ran, from its batched file
+        assert backed.takes_a_batch(REAL_SCRFD_ID)
+        prebuilt = backed.rewrites._prebuilding
+        assert REAL_SCRFD_ID in prebuilt
+        first = prebuilt[REAL_SCRFD_ID]
+        backed.prebuild_rewrites([REAL_SCRFD_ID])  # asked again: the one builder stands
+        assert backed.rewrites._prebuilding[REAL_SCRFD_ID] is first
+    finally:
+        previewer.close()
+        backed.close()
