@@ -35,10 +35,6 @@ def set_enabled(on: bool) -> None:
     _enabled = on
 
 
-def enabled() -> bool:
-    return _enabled
-
-
 @dataclass
 class _Capture:
     graph: torch.cuda.CUDAGraph

@@ -268,11 +268,3 @@ def _crop_bounds(
     if x0 >= x1 or y0 >= y1:
         return None
     return x0, y0, x1, y1
-
-
-def crop_bounds(
-    matrix: torch.Tensor, size: tuple[int, int], frame_size: tuple[int, int], margin: int = 2
-) -> tuple[int, int, int, int] | None:
-    """The frame region (x0, y0, x1, y1) a crop of `size` (h, w) under a frame → crop matrix covers,
-    clamped to the frame (h, w) and widened by `margin` pixels for bilinear sampling; None if it misses."""
-    return _crop_bounds(_host(matrix), size, frame_size, margin)

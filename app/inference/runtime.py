@@ -143,14 +143,13 @@ class InferenceRuntime:
             known = self._specs.get((model_id, precision))
             if known is not None and known.model.path.is_file():
                 return known
-            gpu = self.facts.gpu(self.settings.device_index)
             spec = LoadSpec(
                 model=self.model_file(model_id),
                 settings=self.settings,
                 precision=precision,
                 cuda_graph_providers=frozenset(),
                 cache_root=self.cache_root,
-                sm=gpu.sm if gpu else None,
+                sm=self._sm(),
                 tensorrt_version=self.facts.tensorrt,
                 faults=self.faults,
                 backends=self.backends,
@@ -203,6 +202,10 @@ class InferenceRuntime:
         gpu = self.facts.gpu(self.settings.device_index)
         return gpu is not None and int(gpu.sm.removeprefix("sm_") or 0) >= 70
 
+    def _sm(self) -> str | None:
+        gpu = self.facts.gpu(self.settings.device_index)
+        return gpu.sm if gpu else None
+
     def _batch_gate_provider(self, entry: ModelEntry) -> Provider | None:
         """Where a batch-axis rewrite of this model is judged, when one is wanted."""
         gate_on = self._gpu_provider()
@@ -242,7 +245,7 @@ class InferenceRuntime:
             model = self.model_file(model_id)
         except DoppelError:
             return None  # its load reports it
-        entry, sm = model.entry, (gpu.sm if (gpu := self.facts.gpu(self.settings.device_index)) else None)
+        entry, sm = model.entry, self._sm()
         batch_gate = self._batch_gate_provider(entry)
         batch = batch_gate is not None and not self.rewrites.has_verdict(
             "batch", model.sha256, batch_axis.TOOL, batch_gate, sm

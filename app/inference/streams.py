@@ -23,6 +23,7 @@ later frame is not queued behind work that could wait.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -40,9 +41,12 @@ def priority_for(kind: Kind) -> int:
     return HIGH_PRIORITY if kind in ANALYSIS_KINDS else 0
 
 
-def analysis_stream(device: torch.device) -> torch.cuda.Stream:
-    """A stream for a thread that analyses frames (export's feeder, live's analysis loop)."""
-    return torch.cuda.Stream(device, priority=HIGH_PRIORITY)  # type: ignore[no-untyped-call]
+def on_analysis_stream(device: torch.device) -> AbstractContextManager[object]:
+    """A thread that analyses frames (export's feeder, live's analysis loop) runs its GPU work inside
+    this: a high-priority stream of its own on a CUDA device, nothing to change elsewhere."""
+    if device.type != "cuda":
+        return nullcontext()
+    return torch.cuda.stream(torch.cuda.Stream(device, priority=HIGH_PRIORITY))  # type: ignore[no-untyped-call]
 
 
 class ModelStream:

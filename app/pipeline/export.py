@@ -29,7 +29,7 @@ from app.core.errors import DoppelError
 from app.core.gil import pipeline_switch_interval
 from app.core.milestones import mark
 from app.faces.types import Face
-from app.inference.streams import analysis_stream
+from app.inference.streams import on_analysis_stream
 from app.media.frame_queue import FrameQueue, QueuedFrame
 from app.media.i420 import I420, rgb_to_i420
 from app.media.segments import SegmentedVideoWriter
@@ -256,7 +256,7 @@ def _feed(
     batched model calls); with it, one by one, since each frame's faces follow from the last."""
     feed = _Feeder(state, pool, writer, every, batch, start)
     try:
-        with _analysis_context(state.device):
+        with on_analysis_stream(state.device):  # the one sequential stage, at high priority
             _feed_all(state, frames, feed, cancel)
         pool.close()
     except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
@@ -274,13 +274,6 @@ def _feed_all(state: JobState, frames: FrameQueue, feed: _Feeder, cancel: thread
         feed.add(frame)
     feed.flush()
     feed.submit()
-
-
-def _analysis_context(device: torch.device) -> AbstractContextManager[object]:
-    """The feeder's GPU work at high priority: it is the one sequential stage (app.inference.streams)."""
-    if device.type != "cuda":
-        return nullcontext()
-    return torch.cuda.stream(analysis_stream(device))
 
 
 class _Feeder:

@@ -27,7 +27,7 @@ from app.core.gil import pipeline_switch_interval
 from app.core.profiling import StageTimer
 from app.core.telemetry import get_telemetry
 from app.faces.types import Face
-from app.inference.streams import analysis_stream
+from app.inference.streams import on_analysis_stream
 from app.media.errors import MediaReadError
 from app.media.video import open_video
 from app.media.virtual_camera import VirtualCamera
@@ -158,10 +158,7 @@ class LivePipeline:
 
     def _analyse_loop(self) -> None:
         # At high priority, as export's analysis: each frame's render waits for it (app.inference.streams).
-        on_stream = (
-            torch.cuda.stream(analysis_stream(self.device)) if self.device.type == "cuda" else nullcontext()
-        )
-        with on_stream:
+        with on_analysis_stream(self.device):
             self._analyse_frames()
 
     def _analyse_frames(self) -> None:

@@ -192,9 +192,10 @@ class OrderedPool(Generic[In, Out]):
             try:
                 entry = self._inbox.get(timeout=_POLL_S)
             except queue.Empty:
-                self._idle[index] += time.perf_counter() - blocked
-                continue
+                entry = None
             self._idle[index] += time.perf_counter() - blocked
+            if entry is None:
+                continue
             if entry is _END:
                 return
             seq, item = cast("tuple[int, In]", entry)
