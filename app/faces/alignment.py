@@ -64,10 +64,20 @@ def template(name: str, size: int, device: torch.device | None = None) -> torch.
     return torch.tensor(points, dtype=torch.float32, device=device) * (size / reference)
 
 
-def _host(tensor: torch.Tensor) -> np.ndarray:
+Matrix = torch.Tensor | np.ndarray  # a 2x3 transform; hot paths keep theirs in NumPy, never dispatching
+
+
+def _host(tensor: Matrix) -> np.ndarray:
+    if isinstance(tensor, np.ndarray):
+        return tensor.astype(np.float64, copy=False)
     if tensor.device.type == "cpu" and not tensor.requires_grad:  # the usual case: half the dispatch
         return tensor.numpy().astype(np.float64)
     return tensor.detach().to("cpu", torch.float64).numpy()
+
+
+def host_matrix(matrix: Matrix) -> np.ndarray:
+    """A transform (or a batch of them) as a float64 NumPy array, for the *_host functions."""
+    return _host(matrix)
 
 
 def _like(values: np.ndarray, model: torch.Tensor) -> torch.Tensor:
@@ -121,9 +131,14 @@ def umeyama(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def estimate(kps: torch.Tensor, template_name: str, size: int) -> torch.Tensor:
     """Frame → crop transform [2, 3] for a face's five keypoints."""
+    return _like(estimate_host(kps, template_name, size), kps.float())
+
+
+def estimate_host(kps: torch.Tensor, template_name: str, size: int) -> np.ndarray:
+    """estimate, as a float64 NumPy matrix."""
     reference, points = _template_points(template_name)
     target = np.asarray(points, dtype=np.float64) * (size / reference)
-    return _like(_umeyama(_host(kps), target), kps.float())
+    return _umeyama(_host(kps), target)
 
 
 def _invert(matrix: np.ndarray) -> np.ndarray:
@@ -147,6 +162,11 @@ def _invert(matrix: np.ndarray) -> np.ndarray:
 def invert(matrix: torch.Tensor) -> torch.Tensor:
     """The inverse of a 2x3 affine transform."""
     return _like(_invert(_host(matrix)), matrix)
+
+
+def invert_host(matrix: np.ndarray) -> np.ndarray:
+    """invert for a NumPy matrix [2, 3] (or [..., 2, 3]), in float64."""
+    return _invert(np.asarray(matrix, dtype=np.float64))
 
 
 def transform_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -177,7 +197,7 @@ def _sampling_matrices(
     return np.ascontiguousarray(theta[:, :2])
 
 
-def warp(image: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def warp(image: torch.Tensor, matrix: Matrix, size: tuple[int, int]) -> torch.Tensor:
     """Warp a float image [B, C, H, W] by a 2x3 (or [B, 2, 3]) transform into `size` (height, width):
     bilinear, zeros outside, the same sampling as kornia's warp_affine (align_corners=True).
 
@@ -202,7 +222,7 @@ def _sample(image: torch.Tensor, theta: np.ndarray, size: tuple[int, int]) -> to
     return functional.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def warp_frame(frame: torch.Tensor, matrix: Matrix, size: tuple[int, int]) -> torch.Tensor:
     """The crop a frame → crop matrix selects from a uint8 [H, W, 3] frame: float [1, 3, h, w] in 0..255,
     zero outside the frame. Only the frame region under the crop (plus a 2-pixel rim for bilinear
     sampling) is converted to float, so the cost follows the crop, not a 4K frame."""
@@ -219,7 +239,7 @@ def warp_frame(frame: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int])
 
 
 def place_in_frame(
-    image: torch.Tensor, matrix: torch.Tensor, frame_size: tuple[int, int]
+    image: torch.Tensor, matrix: Matrix, frame_size: tuple[int, int]
 ) -> tuple[tuple[int, int, int, int], torch.Tensor] | None:
     """A crop-space image [B, C, S, S] warped back into the frame region (x0, y0, x1, y1) it covers,
     through the inverse of its frame → crop `matrix`: the region's bounds and the warped image
@@ -242,15 +262,18 @@ def crop_face(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A uint8 [H, W, 3] frame's face aligned into a float [1, 3, size, size] crop (0..255), and the
     frame → crop transform."""
-    matrix = estimate(kps, template_name, size)
-    return warp_frame(frame, matrix, (size, size)), matrix
+    matrix = estimate_host(kps, template_name, size)
+    return warp_frame(frame, matrix, (size, size)), torch.from_numpy(matrix.astype(np.float32))
 
 
 def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     """The 2x3 transform applying `inner` first, then `outer`."""
-    a, b = _host(outer), _host(inner)
-    composed = np.concatenate([a[:, :2] @ b[:, :2], a[:, :2] @ b[:, 2:] + a[:, 2:]], axis=1)
-    return _like(composed, outer)
+    return _like(compose_host(_host(outer), _host(inner)), outer)
+
+
+def compose_host(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """compose for NumPy matrices."""
+    return np.concatenate([outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2:] + outer[:, 2:]], axis=1)
 
 
 def _crop_bounds(

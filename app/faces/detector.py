@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from app.core.errors import CatalogError
@@ -21,7 +22,7 @@ from app.faces.detectors.retinaface import RetinaFace
 from app.faces.detectors.scrfd import Scrfd
 from app.faces.detectors.yolo_face import YoloFace
 from app.faces.detectors.yunet import YuNet
-from app.faces.geometry import nms, rotate_frame, unrotate_points
+from app.faces.geometry import Letterbox, nms_host, rotate_frame, unrotate_host
 from app.faces.types import Face, VisionFrame, check_frame
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind, ModelEntry
@@ -56,10 +57,11 @@ def family_for(entry: ModelEntry) -> DetectorFamily:
     return family
 
 
-def _eye_roll(kps: torch.Tensor) -> torch.Tensor:
+def _eye_roll(kps: np.ndarray) -> np.ndarray:
     """Roll in degrees of each face [K, 5, 2] from its eye line."""
     delta = kps[:, 1] - kps[:, 0]
-    return torch.rad2deg(torch.atan2(delta[:, 1], delta[:, 0]))
+    roll: np.ndarray = np.degrees(np.arctan2(delta[:, 1], delta[:, 0]))
+    return roll
 
 
 class FaceDetector:
@@ -88,23 +90,27 @@ class FaceDetector:
 
     def _raw(self, frames: list[VisionFrame]) -> list[RawDetections]:
         """Score-filtered, suppressed detections of each frame, in frame pixels."""
-        prepared = [self.family.prepare(frame, self.input_size()) for frame in frames]
         per_frame: list[list[torch.Tensor]] = []
+        boxes: list[Letterbox] = []
         if len(frames) > 1 and self.runtime.takes_a_batch(self.entry.id):
             step = self.runtime.batch_limit
-            for first in range(0, len(prepared), step):
-                part = prepared[first : first + step]
-                outputs = self.forward(torch.cat([tensor for tensor, _ in part]))
+            for first in range(0, len(frames), step):
+                tensor, part = self.family.prepare_many(frames[first : first + step], self.input_size())
+                outputs = self.forward(tensor)
                 per_frame += [[output[i : i + 1] for output in outputs] for i in range(len(part))]
+                boxes += part
         else:
-            per_frame = [self.forward(tensor) for tensor, _ in prepared]
+            for frame in frames:
+                tensor, box = self.family.prepare(frame, self.input_size())
+                per_frame.append(self.forward(tensor))
+                boxes.append(box)
         found = []
-        for outputs, (_, box) in zip(per_frame, prepared, strict=True):
+        for outputs, box in zip(per_frame, boxes, strict=True):
             raw = self.family.normalize(outputs, box, self.settings.score)
-            found.append(raw.select(nms(raw.boxes, raw.scores, self.settings.nms)))
+            found.append(raw.select(nms_host(raw.boxes, raw.scores, self.settings.nms)))
         return found
 
-    def _turned(self, frame: VisionFrame, turns: list[int]) -> list[tuple[RawDetections, torch.Tensor]]:
+    def _turned(self, frame: VisionFrame, turns: list[int]) -> list[tuple[RawDetections, np.ndarray]]:
         """Detections in the frame turned clockwise by each of `turns` × 90°, mapped back into the frame;
         with each one's roll as seen in the turned frame (near 0 when the turn made the face upright)."""
         height, width = int(frame.shape[0]), int(frame.shape[1])
@@ -112,9 +118,9 @@ class FaceDetector:
         for turn, found in zip(turns, self._raw([rotate_frame(frame, t) for t in turns]), strict=True):
             roll = _eye_roll(found.kps)
             if turn:
-                corners = unrotate_points(found.boxes.view(-1, 2, 2), turn, height, width)
-                boxes = torch.cat([corners.min(dim=1).values, corners.max(dim=1).values], dim=1)
-                found = RawDetections(boxes, found.scores, unrotate_points(found.kps, turn, height, width))
+                corners = unrotate_host(found.boxes.reshape(-1, 2, 2), turn, height, width)
+                boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+                found = RawDetections(boxes, found.scores, unrotate_host(found.kps, turn, height, width))
             results.append((found, roll))
         return results
 
@@ -130,43 +136,39 @@ class FaceDetector:
 
     def _finish(self, frame: VisionFrame, found: RawDetections) -> list[Face]:
         limit = self.settings.roll_limit()
-        turns = torch.zeros_like(found.scores, dtype=torch.long)
+        turns = np.zeros(found.scores.shape, dtype=np.int64)
         if limit is None:
             return self._faces(found, turns)
-        upright = _eye_roll(found.kps).abs() <= limit
-        if bool(upright.all()) and found.scores.numel() > 0:
+        upright = np.abs(_eye_roll(found.kps)) <= limit
+        if bool(upright.all()) and found.scores.size > 0:
             return self._faces(found, turns)
         parts, turn_parts = [found.select(upright)], [turns[upright]]
         quarters = [1, 3, 2]
         for quarter, (more, roll) in zip(quarters, self._turned(frame, quarters), strict=True):
-            keep = roll.abs() <= limit
+            keep = np.abs(roll) <= limit
             parts.append(more.select(keep))
-            turn_parts.append(torch.full((int(keep.sum()),), quarter, dtype=torch.long, device=keep.device))
+            turn_parts.append(np.full(int(keep.sum()), quarter, dtype=np.int64))
         found = RawDetections(
-            torch.cat([p.boxes for p in parts]),
-            torch.cat([p.scores for p in parts]),
-            torch.cat([p.kps for p in parts]),
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+            np.concatenate([p.kps for p in parts]),
         )
-        turns = torch.cat(turn_parts)
-        best = nms(found.boxes, found.scores, self.settings.nms)
+        turns = np.concatenate(turn_parts)
+        best = nms_host(found.boxes, found.scores, self.settings.nms)
         return self._faces(found.select(best), turns[best])
 
-    def _faces(self, found: RawDetections, turns: torch.Tensor) -> list[Face]:
-        order = found.scores.argsort(descending=True).tolist()
-        kps = found.kps.float().cpu()  # face geometry lives on the CPU: one copy per frame, no syncs later
+    def _faces(self, found: RawDetections, turns: np.ndarray) -> list[Face]:
+        # Plain floats and one small CPU tensor a face: face geometry lives on the CPU, no syncs later.
+        order = np.argsort(-found.scores, kind="stable")
+        boxes, scores, rotations = found.boxes.tolist(), found.scores.tolist(), turns.tolist()
         faces = []
-        for index in order:
-            x1, y1, x2, y2 = (float(v) for v in found.boxes[index].tolist())
+        for index in order.tolist():
+            x1, y1, x2, y2 = boxes[index]
             if min(x2 - x1, y2 - y1) < self.settings.min_size:
                 continue
-            faces.append(
-                Face(
-                    box=(x1, y1, x2, y2),
-                    score=float(found.scores[index]),
-                    kps=kps[index].clone(),
-                    rotation=int(turns[index]) * 90,
-                )
-            )
+            kps = torch.from_numpy(np.array(found.kps[index], dtype=np.float32))
+            box = (x1, y1, x2, y2)
+            faces.append(Face(box=box, score=scores[index], kps=kps, rotation=rotations[index] * 90))
             if self.settings.max_faces and len(faces) >= self.settings.max_faces:
                 break
         return faces

@@ -16,22 +16,29 @@ class Letterbox:
     scale: float
     size: tuple[int, int]  # canvas height, width
 
-    def to_frame(self, points: torch.Tensor) -> torch.Tensor:
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
         """Canvas coordinates back to frame coordinates (any [..., 2k] of x, y pairs)."""
-        return points / self.scale
+        return (points / np.float32(self.scale)).astype(np.float32, copy=False)
 
 
 def letterbox(frame: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
     """uint8 [H, W, 3] → float32 [3, h, w] canvas with the frame resized (aspect kept) at top-left."""
-    height, width = int(frame.shape[0]), int(frame.shape[1])
+    canvases, box = letterbox_many(frame.unsqueeze(0), size)
+    return canvases[0], box
+
+
+def letterbox_many(frames: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
+    """letterbox for a batch of frames of one size, uint8 [B, H, W, 3] → float32 [B, 3, h, w], in one
+    pass: the same pixels as one frame at a time, for a fixed handful of torch calls per batch."""
+    height, width = int(frames.shape[1]), int(frames.shape[2])
     canvas_h, canvas_w = size
     scale = min(canvas_h / height, canvas_w / width)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    chw = frame.permute(2, 0, 1).unsqueeze(0).float()
-    resized = functional.interpolate(chw, size=(new_h, new_w), mode="bilinear", align_corners=False)[0]
-    canvas = torch.zeros((3, canvas_h, canvas_w), dtype=torch.float32, device=frame.device)
-    canvas[:, :new_h, :new_w] = resized
-    return canvas, Letterbox(new_h / height, (canvas_h, canvas_w))
+    chw = frames.permute(0, 3, 1, 2).float()
+    resized = functional.interpolate(chw, size=(new_h, new_w), mode="bilinear", align_corners=False)
+    if (new_h, new_w) != (canvas_h, canvas_w):
+        resized = functional.pad(resized, (0, canvas_w - new_w, 0, canvas_h - new_h))
+    return resized, Letterbox(new_h / height, (canvas_h, canvas_w))
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -63,19 +70,27 @@ PRE_NMS_LIMIT = 2000  # candidates NMS looks at, best first: bounds its [K, K] I
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """nms_host for torch boxes [K, 4] and scores [K]: the kept indices as a tensor on their device."""
+    kept = nms_host(
+        boxes.detach().to("cpu", torch.float32).numpy(),
+        scores.detach().to("cpu", torch.float32).numpy(),
+        threshold,
+    )
+    return torch.from_numpy(kept).to(boxes.device)
+
+
+def nms_host(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression: indices kept, best first. A box is dropped when its IoU with a
     kept, better box is above `threshold` (so a higher threshold keeps more, overlapping, boxes). Only
     the PRE_NMS_LIMIT best-scoring candidates are considered, as RetinaFace's own top-k does.
 
-    All of it runs in NumPy on the host: detections per frame are few after the score filter, so
-    torch's per-op dispatch cost more than the work (py-spy on the H200: IoU and NMS held the GIL
-    about 0.6 ms per frame as torch CPU ops), and a loop over device tensors would sync per step."""
-    host_scores = scores.detach().to("cpu", torch.float32).numpy()
-    order = np.argsort(-host_scores, kind="stable")[:PRE_NMS_LIMIT]
+    In NumPy on the host: detections per frame are few after the score filter, so torch's per-op
+    dispatch cost more than the work (py-spy on the H200: IoU and NMS held the GIL about 0.6 ms per
+    frame as torch CPU ops), and a loop over device tensors would sync per step."""
+    order = np.argsort(-scores, kind="stable")[:PRE_NMS_LIMIT]
     if order.size == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    ordered = boxes.detach().to("cpu", torch.float32).numpy()[order]
-    overlapping = _host_iou(ordered) > threshold
+        return np.zeros(0, dtype=np.int64)
+    overlapping = _host_iou(np.asarray(boxes, np.float32)[order]) > threshold
     suppressed = np.zeros(order.size, dtype=bool)
     keep = []
     for index in range(order.size):
@@ -83,7 +98,7 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Te
             continue
         keep.append(index)
         suppressed |= overlapping[index]
-    return torch.from_numpy(order[keep]).to(boxes.device)
+    return order[keep].astype(np.int64)
 
 
 def rotate_frame(frame: torch.Tensor, quarter_turns: int) -> torch.Tensor:
@@ -94,14 +109,20 @@ def rotate_frame(frame: torch.Tensor, quarter_turns: int) -> torch.Tensor:
 def unrotate_points(points: torch.Tensor, quarter_turns: int, height: int, width: int) -> torch.Tensor:
     """Points [..., 2] found in a frame rotated clockwise by quarter_turns × 90° (whose original size
     was height × width), mapped back into the original frame."""
+    host = unrotate_host(points.detach().cpu().numpy(), quarter_turns, height, width)
+    return torch.from_numpy(host).to(points.device, points.dtype)
+
+
+def unrotate_host(points: np.ndarray, quarter_turns: int, height: int, width: int) -> np.ndarray:
+    """unrotate_points for NumPy points."""
     x, y = points[..., 0], points[..., 1]
     turns = quarter_turns % 4
     if turns == 0:
-        return points.clone()
+        return points.copy()
     if turns == 1:  # rotated frame is [W, H]: original (x, y) went to (H - 1 - y, x)
         back = (y, height - 1 - x)
     elif turns == 2:
         back = (width - 1 - x, height - 1 - y)
     else:
         back = (width - 1 - y, x)
-    return torch.stack(back, dim=-1)
+    return np.stack(back, axis=-1)

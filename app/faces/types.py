@@ -38,8 +38,8 @@ def unit(vectors: torch.Tensor) -> torch.Tensor:
 
 def roll_degrees(kps: Points) -> float:
     """The face's in-plane rotation from its eye line: 0 upright, positive clockwise on screen."""
-    dx, dy = (kps[1] - kps[0]).tolist()
-    return math.degrees(math.atan2(dy, dx))
+    (x0, y0), (x1, y1) = kps[:2].tolist()  # one host copy: torch ops on two points cost more
+    return math.degrees(math.atan2(y1 - y0, x1 - x0))
 
 
 @dataclass(frozen=True)

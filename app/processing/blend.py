@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn import functional
 
-from app.faces.alignment import place_in_frame
+from app.faces.alignment import Matrix, place_in_frame
 
 # Mask values this close to 0 or 1 are snapped, so float noise from filtering never nudges a pixel that
 # should be untouched (or fully replaced) by one code value.
@@ -21,7 +21,7 @@ SNAP = 1.0 / 512.0
 GUIDED_EPS = 1e-3  # regularisation on a 0..1 guide: edges weaker than ~3% contrast are smoothed over
 
 
-def smoothing_radius(matrix: torch.Tensor, crop_side: int, edge_smoothing: float) -> int:
+def smoothing_radius(matrix: Matrix, crop_side: int, edge_smoothing: float) -> int:
     """Guided-filter radius in frame pixels: `edge_smoothing` % of a tenth of the face's size there."""
     if edge_smoothing <= 0:
         return 0
@@ -60,7 +60,7 @@ def paste_back(
     frame: torch.Tensor,
     crop: torch.Tensor,
     mask: torch.Tensor,
-    matrix: torch.Tensor,
+    matrix: Matrix,
     edge_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Blend a float RGB crop [1, 3, S, S] (0..255) into a uint8 [H, W, 3] frame, in place, under its
@@ -74,8 +74,8 @@ def paste_back(
     region = frame[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0).float()
     pasted, alpha = warped[:, :3], warped[:, 3:]
     alpha = snap(refine_edge(alpha, region, smoothing_radius(matrix, side, edge_smoothing)))
-    blended = region + alpha * (pasted - region)
-    frame[y0:y1, x0:x1] = blended.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
+    blended = torch.lerp(region, pasted, alpha).round_().clamp_(0, 255)
+    frame[y0:y1, x0:x1].copy_(blended[0].permute(1, 2, 0))  # whole numbers: the uint8 cast is exact
     return frame
 
 

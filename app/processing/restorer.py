@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from app.core.errors import CatalogError
-from app.faces.alignment import compose, estimate, invert, warp, warp_frame
+from app.faces.alignment import compose_host, estimate_host, host_matrix, invert_host, warp, warp_frame
 from app.faces.preprocess import fixed_side
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
@@ -80,10 +81,11 @@ class Restorer:
         if len({tuple(face.swapped.shape) for face in faces}) > 1:  # crops of different sides
             return [self.restore_many([face])[0] for face in faces]
         side = self.side
-        to_crop = [estimate(face.kps.cpu(), TEMPLATE, side) for face in faces]  # geometry on the CPU
-        swap_to_restore = torch.stack(
+        # Geometry in NumPy on the host: no torch dispatch for a few 2x3 matrices.
+        to_crop = [estimate_host(face.kps, TEMPLATE, side) for face in faces]
+        swap_to_restore = np.stack(
             [
-                compose(m, invert(face.swap_matrix.float().cpu()))
+                compose_host(m, invert_host(host_matrix(face.swap_matrix)))
                 for m, face in zip(to_crop, faces, strict=True)
             ]
         )
@@ -102,7 +104,7 @@ class Restorer:
         swap_side = int(faces[0].swapped.shape[-1])
         back = warp(
             torch.cat([restored, torch.ones_like(restored[:, :1])], dim=1),
-            invert(swap_to_restore),
+            invert_host(swap_to_restore),
             (swap_side, swap_side),
         )
         restored_back, valid = back[:, :3], back[:, 3:]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from app.faces.geometry import box_iou, letterbox, nms, rotate_frame, unrotate_points
+from app.faces.geometry import box_iou, letterbox, letterbox_many, nms, rotate_frame, unrotate_points
 
 
 def test_letterbox_keeps_aspect_and_maps_back() -> None:
@@ -14,8 +15,17 @@ def test_letterbox_keeps_aspect_and_maps_back() -> None:
     assert canvas.shape == (3, 640, 640) and box.scale == 640 / 600
     assert canvas[:, 320:, :].abs().sum() == 0  # padding below the resized frame
     bright = torch.nonzero(canvas[0] > 128)
-    top_left = torch.tensor([bright[:, 1].min(), bright[:, 0].min()], dtype=torch.float32)
-    assert torch.allclose(box.to_frame(top_left), torch.tensor([200.0, 100.0]), atol=1.0)
+    top_left = np.array([bright[:, 1].min(), bright[:, 0].min()], dtype=np.float32)
+    assert np.allclose(box.to_frame(top_left), [200.0, 100.0], atol=1.0)
+
+
+def test_a_batch_is_letterboxed_as_its_frames_are_one_by_one() -> None:
+    frames = torch.randint(0, 256, (3, 270, 480, 3), dtype=torch.uint8)
+    batch, box = letterbox_many(frames, (640, 640))
+    assert batch.shape == (3, 3, 640, 640) and box.scale == 640 / 480
+    for frame, canvas in zip(frames, batch, strict=True):
+        alone, same = letterbox(frame, (640, 640))
+        assert same == box and torch.equal(alone, canvas)
 
 
 def test_iou_and_nms_on_crafted_boxes() -> None:

@@ -11,10 +11,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from app.core.errors import CatalogError
-from app.faces.geometry import Letterbox, letterbox
+from app.faces.geometry import Letterbox, letterbox, letterbox_many
 from app.faces.preprocess import normalise
 from app.faces.types import VisionFrame
 from app.models.catalog import ModelEntry
@@ -22,24 +23,33 @@ from app.models.catalog import ModelEntry
 
 @dataclass(frozen=True)
 class RawDetections:
-    boxes: torch.Tensor  # [K, 4] x1, y1, x2, y2 in frame pixels
-    scores: torch.Tensor  # [K]
-    kps: torch.Tensor  # [K, 5, 2] in frame pixels
+    """On the host, in NumPy: after the score filter a frame has a handful of candidates, and torch CPU
+    ops on them cost more in dispatch (and GIL hand-offs beside the pipeline's other threads) than the
+    arithmetic (py-spy on the H200: detection post-processing was ~30 torch calls a frame)."""
+
+    boxes: np.ndarray  # [K, 4] float32 x1, y1, x2, y2 in frame pixels
+    scores: np.ndarray  # [K]
+    kps: np.ndarray  # [K, 5, 2] in frame pixels
 
     @classmethod
-    def empty(cls, device: torch.device) -> RawDetections:
-        return cls(
-            torch.zeros((0, 4), device=device),
-            torch.zeros(0, device=device),
-            torch.zeros((0, 5, 2), device=device),
-        )
+    def of(cls, boxes: torch.Tensor, scores: torch.Tensor, kps: torch.Tensor) -> RawDetections:
+        """From a family's torch decoding (on the CPU, where FaceDetector.forward put the outputs)."""
+        return cls(*(t.detach().to("cpu", torch.float32).numpy() for t in (boxes, scores, kps)))
 
-    def select(self, index: torch.Tensor) -> RawDetections:
+    @classmethod
+    def empty(cls) -> RawDetections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+    def select(self, index: np.ndarray) -> RawDetections:
         return RawDetections(self.boxes[index], self.scores[index], self.kps[index])
 
 
 class DetectorFamily(Protocol):
     def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]: ...
+
+    def prepare_many(
+        self, frames: list[VisionFrame], size: tuple[int, int]
+    ) -> tuple[torch.Tensor, list[Letterbox]]: ...
 
     def normalize(
         self, outputs: list[torch.Tensor], box: Letterbox, score_threshold: float
@@ -63,6 +73,16 @@ class LetterboxedFamily(ABC):
 
     def prepare(self, frame: VisionFrame, size: tuple[int, int]) -> tuple[torch.Tensor, Letterbox]:
         return normalised_canvas(self.entry, frame, size)
+
+    def prepare_many(
+        self, frames: list[VisionFrame], size: tuple[int, int]
+    ) -> tuple[torch.Tensor, list[Letterbox]]:
+        """Several frames as one batch [B, 3, h, w]: frames of one size are letterboxed together."""
+        if len({tuple(frame.shape) for frame in frames}) == 1:
+            canvases, box = letterbox_many(torch.stack(frames), size)
+            return normalise(self.entry, canvases), [box] * len(frames)
+        prepared = [self.prepare(frame, size) for frame in frames]
+        return torch.cat([tensor for tensor, _ in prepared]), [box for _, box in prepared]
 
     @abstractmethod
     def decode(

@@ -55,7 +55,7 @@ def decode(
     scale = torch.tensor([canvas[1], canvas[0]], dtype=loc.dtype, device=loc.device)
     boxes = torch.cat([(centre - size / 2) * scale, (centre + size / 2) * scale], dim=1)
     kps = (anchors[:, None, :2] + landms * CENTRE_VARIANCE * anchors[:, None, 2:]) * scale
-    return RawDetections(boxes, scores[keep], kps)
+    return RawDetections.of(boxes, scores[keep], kps)
 
 
 class RetinaFace(LetterboxedFamily):

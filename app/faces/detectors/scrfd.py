@@ -48,7 +48,7 @@ def decode(
         found_boxes.append(torch.cat([centre - step[:, :2], centre + step[:, 2:]], dim=1))
         found_kps.append(centre[:, None, :] + kps[keep] * stride)
         found_scores.append(score[keep])
-    return RawDetections(torch.cat(found_boxes), torch.cat(found_scores), torch.cat(found_kps))
+    return RawDetections.of(torch.cat(found_boxes), torch.cat(found_scores), torch.cat(found_kps))
 
 
 class Scrfd(LetterboxedFamily):

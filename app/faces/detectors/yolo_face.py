@@ -19,12 +19,7 @@ def decode(output: torch.Tensor, score_threshold: float) -> RawDetections:
     centre, half = rows[:, 0:2], rows[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=1)
     kps = np.ascontiguousarray(rows[:, 5:20].reshape(-1, 5, 3)[:, :, :2])
-    device = output.device
-    return RawDetections(
-        torch.from_numpy(boxes).to(device),
-        torch.from_numpy(np.ascontiguousarray(rows[:, 4])).to(device),
-        torch.from_numpy(kps).to(device),
-    )
+    return RawDetections(boxes, np.ascontiguousarray(rows[:, 4]), kps)
 
 
 class YoloFace(LetterboxedFamily):

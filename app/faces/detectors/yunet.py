@@ -45,7 +45,7 @@ def decode(outputs: list[torch.Tensor], canvas: tuple[int, int], score_threshold
         found_boxes.append(torch.cat([centre - half, centre + half], dim=1))
         found_kps.append((cell[:, None, :] + kps[keep]) * stride)
         found_scores.append(score[keep])
-    return RawDetections(torch.cat(found_boxes), torch.cat(found_scores), torch.cat(found_kps))
+    return RawDetections.of(torch.cat(found_boxes), torch.cat(found_scores), torch.cat(found_kps))
 
 
 class YuNet(LetterboxedFamily):

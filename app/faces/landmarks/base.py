@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 
-from app.faces.alignment import invert, transform_points, warp_frame
+from app.faces.alignment import invert, invert_host, transform_points, warp_frame
 from app.faces.preprocess import normalise
 from app.faces.types import Face, Points, VisionFrame
 from app.models.catalog import ModelEntry
@@ -72,6 +73,14 @@ def image_crop(entry: ModelEntry, frame: VisionFrame, matrix: torch.Tensor, size
 def to_frame(points: torch.Tensor, matrix: torch.Tensor) -> Points:
     """Crop points [N, 2] back to frame pixels through the inverse of the frame → crop matrix."""
     return transform_points(points.float(), invert(matrix.to(points.device)))
+
+
+def to_frame_host(points: np.ndarray, matrix: torch.Tensor) -> Points:
+    """to_frame for NumPy crop points [N, 2]: the arithmetic on the host, one tensor made at the end
+    (a landmark decode in torch CPU ops cost ~15 dispatches a face)."""
+    inverse = invert_host(matrix.numpy())
+    back = points.astype(np.float64) @ inverse[:, :2].T + inverse[:, 2]
+    return torch.from_numpy(back.astype(np.float32))
 
 
 def five_from_68(points: Points) -> Points:

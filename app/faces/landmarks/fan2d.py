@@ -6,9 +6,10 @@ the per-point heatmap peaks, with 0.9 counted as certain (FaceFusion's mapping).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from app.faces.landmarks.base import BoxCropFamily, Landmarks, to_frame
+from app.faces.landmarks.base import BoxCropFamily, Landmarks, to_frame_host
 from app.faces.types import Face
 
 SIZE = 256
@@ -21,7 +22,7 @@ class Fan2d(BoxCropFamily):
     BOX_FRACTION = 195 / SIZE
 
     def normalize(self, outputs: list[torch.Tensor], matrix: torch.Tensor, face: Face) -> Landmarks:
-        rows = outputs[0].reshape(68, 3)
-        points = rows[:, :2] * (SIZE / HEATMAP)
+        rows = outputs[0].detach().to("cpu", torch.float32).numpy().reshape(68, 3)
+        points = rows[:, :2] * np.float32(SIZE / HEATMAP)
         confidence = min(1.0, max(0.0, float(rows[:, 2].mean()) / CERTAIN))
-        return Landmarks(to_frame(points, matrix), confidence)
+        return Landmarks(to_frame_host(points, matrix), confidence)
