@@ -63,6 +63,7 @@ from app.pipeline.live import LivePipeline, PacedVideo
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
 from app.processing.settings import MaskSettings, ProcessingSettings, RestoreSettings, SwapSettings
 from app.tracking.face_tracker import TrackingSettings
+from tools import trace_summary
 from tools.fetch_test_assets import fetch
 from tools.flop_standins import TARGETS as FLOP_TARGETS
 from tools.flop_standins import describe, make_flop_standins
@@ -98,6 +99,7 @@ class BenchOptions:
     whole_command: bool = True
     cuda_graphs: bool = True  # in this process's runs (the whole command follows the user's settings)
     standin_scale: float = 1.0  # < 1: tiny stand-ins of the same graphs (tests), not the real cost
+    trace: Path | None = None  # one more export under torch's profiler, its trace written here
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -335,6 +337,13 @@ def export_figures(
     say("Limit: each model call alone …")
     isolated = isolated_ms_per_frame(runtime, calls, report.frames, torch.device(report.device))
     limit = sum(isolated.values())
+    traced = None
+    if options.trace is not None:
+        say(f"Export under the profiler, every thread and stream → {options.trace} …")
+        cuda = torch.device(report.device).type == "cuda"
+        run = lambda: run_swap(runtime, job(inputs.clip, "traced.mp4"))  # noqa: E731
+        traced_report, events, names = trace_summary.record(run, options.trace, cuda)
+        traced = {"file": str(options.trace), **trace_summary.summarise(events, traced_report.frames, names)}
     return {
         "frames": report.frames,
         "faces_swapped": report.faces_swapped,
@@ -360,6 +369,7 @@ def export_figures(
             for name, s in profiled.stage_stats.items()
         },
         "resources": resources.to_json(),
+        **({"trace": traced} if traced is not None else {}),
     }
 
 

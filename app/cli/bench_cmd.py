@@ -59,6 +59,14 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--work-dir", type=Path, metavar="DIR", help="models, clips, caches (default: the cache)"
     )
+    bench.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="one more export under torch's profiler (every thread, every CUDA stream): a gzipped "
+        "Chrome trace here, and per frame the GPU's busy share and each thread's time in torch calls "
+        "and synchronisations in the report",
+    )
     bench.set_defaults(handler=run_bench_command)
 
 
@@ -85,6 +93,7 @@ def run_bench_command(args: argparse.Namespace, ctx: AppContext) -> int:
         whole_command=not args.no_command,
         standin_scale=args.standin_scale,
         cuda_graphs=not args.no_cuda_graphs,
+        trace=args.trace,
     )
 
     def progress(line: str) -> None:
@@ -145,6 +154,17 @@ def _print(report: dict[str, Any]) -> None:
     waits = [[k, str(v)] for k, v in export.get("waits_ms_per_frame", {}).items()]
     if waits:
         table(waits, header=["blocked (steady run)", "ms per frame"])
+    traced = export.get("trace")
+    if traced is not None:
+        say(f"Traced run ({traced['file']}): GPU busy {traced['gpu_busy_pct']} % of {traced['window_s']} s")
+        threads = [
+            [name, str(t["in_torch_calls_ms"]), str(t["torch_calls"]), str(t["in_syncs_ms"]), str(t["syncs"])]
+            for name, t in traced["threads_per_frame"].items()
+        ]
+        table(threads, header=["thread (traced run)", "torch ms/frame", "calls", "sync ms/frame", "syncs"])
+        streams = [[s, str(v["busy_ms"]), str(v["kernels"])] for s, v in traced["streams_per_frame"].items()]
+        if streams:
+            table(streams, header=["CUDA stream", "busy ms/frame", "kernels"])
     marks = {True: "met", False: "MISSED", None: "not measured"}
     targets = [[t["figure"], t["target"], str(t["measured"]), marks[t["met"]]] for t in report["targets"]]
     table(targets, header=["figure", "target", "measured", ""])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_bench_writes_its_report(test_assets: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = run(
         "bench", "--size", "426x240", "--seconds", "0.5", "--fps", "10", "--standin-scale", "0.002",
-        "--work-dir", str(work), "--out", str(out),
+        "--work-dir", str(work), "--out", str(out), "--trace", str(tmp_path / "trace.json.gz"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -123,6 +124,12 @@ def test_bench_writes_its_report(test_assets: Path, tmp_path: Path) -> None:
         "worker_on_analysis",
         "ordering_on_workers",
     }
+    traced = export["trace"]  # every thread of the pipeline is in the trace, by name
+    assert traced["threads_per_frame"]["analyse"]["torch_calls"] > 0
+    assert traced["threads_per_frame"]["swap-0"]["torch_calls"] > 0
+    with gzip.open(traced["file"], "rt", encoding="utf-8") as trace:
+        assert any(e.get("cat") == "cpu_op" for e in json.load(trace)["traceEvents"])
+    assert "thread (traced run)" in result.stdout
     assert results["live"]["at_clip_rate"]["latency_p50_ms"] > 0
     assert results["image_swap_s"] > 0
     assert all("stand-in" in about["kind"] for about in report["models"].values())
