@@ -36,9 +36,13 @@ def letterbox_many(frames: torch.Tensor, size: tuple[int, int]) -> tuple[torch.T
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
     chw = frames.permute(0, 3, 1, 2).float()
     resized = functional.interpolate(chw, size=(new_h, new_w), mode="bilinear", align_corners=False)
-    if (new_h, new_w) != (canvas_h, canvas_w):
-        resized = functional.pad(resized, (0, canvas_w - new_w, 0, canvas_h - new_h))
-    return resized, Letterbox(new_h / height, (canvas_h, canvas_w))
+    # Into a zeroed canvas: the copy also turns the resize's channels-last layout into the plain one
+    # the normalisation and the model read fastest.
+    canvas = torch.zeros(
+        (int(frames.shape[0]), 3, canvas_h, canvas_w), dtype=torch.float32, device=frames.device
+    )
+    canvas[:, :, :new_h, :new_w] = resized
+    return canvas, Letterbox(new_h / height, (canvas_h, canvas_w))
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
