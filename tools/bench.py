@@ -326,10 +326,12 @@ def export_figures(
     calls = CallLog()
     runtime.call_log = calls
     try:
+        before = _allocator_counts(runtime)
         with ResourceSampler(runtime.settings.device_index) as sampler:
             report = run_swap(runtime, job(inputs.clip, "export.mp4"))
             finished = time.time()
         resources = sampler.report()
+        after = _allocator_counts(runtime)
     finally:
         runtime.call_log = None
     first = report.first_frame_at or finished
@@ -369,8 +371,22 @@ def export_figures(
             for name, s in profiled.stage_stats.items()
         },
         "resources": resources.to_json(),
+        # cudaMalloc and cudaFree synchronise the device: any during the steady run stalled every stream.
+        "allocator_steady_run": {k: after[k] - before.get(k, 0) for k in after} if after else None,
         **({"trace": traced} if traced is not None else {}),
     }
+
+
+ALLOCATOR_COUNTS = ("num_device_alloc", "num_device_free", "num_alloc_retries", "num_sync_all_streams")
+
+
+def _allocator_counts(runtime: InferenceRuntime) -> dict[str, int]:
+    """torch's caching allocator: how often it went to the device for memory, retried after freeing
+    its cache, or synchronised every stream; {} without CUDA."""
+    if not torch.cuda.is_available():
+        return {}
+    stats = torch.cuda.memory_stats(runtime.settings.device_index)
+    return {name: int(stats.get(name, 0)) for name in ALLOCATOR_COUNTS}
 
 
 # -- 4. live -------------------------------------------------------------------------------------------

@@ -154,6 +154,12 @@ def _print(report: dict[str, Any]) -> None:
     waits = [[k, str(v)] for k, v in export.get("waits_ms_per_frame", {}).items()]
     if waits:
         table(waits, header=["blocked (steady run)", "ms per frame"])
+    allocator = export.get("allocator_steady_run")
+    if allocator:
+        say(
+            "CUDA allocator during the steady run: "
+            + ", ".join(f"{name.removeprefix('num_')} {count}" for name, count in allocator.items())
+        )
     traced = export.get("trace")
     if traced is not None:
         say(f"Traced run ({traced['file']}): GPU busy {traced['gpu_busy_pct']} % of {traced['window_s']} s")

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -180,6 +180,15 @@ class ModelRewrites:
                 self._prebuilding[plan.model_id] = builders.submit(build_planned, plan, self.folder)
         builders.shutdown(wait=False)  # the processes end when their last file is written
         log.info("writing rewrites of %s in %d process(es)", ", ".join(p.model_id for p in plans), len(plans))
+
+    def await_builder(self, model_id: str) -> None:
+        """Wait until this model's builder process, if it has one, is done (or dead). A load calls it
+        before it takes the GPU set-up lock, so that a model whose rewrites are still being written
+        does not hold up the loads and gates of those whose files are ready."""
+        with self._lock:
+            building = self._prebuilding.get(model_id)
+        if building is not None:
+            wait([building])
 
     def _prebuilt(self, model_id: str, target: Path) -> tuple[bool, str | None]:
         """Whether a builder process dealt with `target` (waiting for it), and why it refused to."""

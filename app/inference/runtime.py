@@ -324,7 +324,11 @@ class InferenceRuntime:
             parse_hint(key.provider.value, "provider"), self.usable, self.disabled.of(key.model_id)
         )
         # CUDA set-up one model at a time: a graph probe captures, and a capture must not overlap another
-        # thread's CUDA work (app.inference.graph_runs). Rewrites made earlier are cached per machine.
+        # thread's CUDA work (app.inference.graph_runs). Rewrites made earlier are cached per machine;
+        # those being written now are waited for first, without the lock (a cold start's 554 MB
+        # inswapper held every other model's load and gate for its builder's ~20 s on the H200).
+        if chain[0].on_gpu:
+            self.rewrites.await_builder(key.model_id)
         with GPU_SETUP if chain[0].on_gpu else nullcontext():
             spec = self.load_spec(key.model_id, key.precision)
             session = Session(spec, chain, self.fallbacks, self.disabled)

@@ -196,3 +196,25 @@ def test_a_builder_that_failed_leaves_the_rewrite_to_the_loading_process(tmp_pat
     rewrites._prebuilding["m"] = refused
     assert rewrites._prebuilt("m", tmp_path / "x.onnx") == (True, "no batch axis")
     assert rewrites._prebuilt("m", tmp_path / "other.onnx") == (False, None)
+
+
+def test_a_model_whose_builder_is_still_writing_does_not_hold_up_the_others(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    """A load waits for its own builder before it takes the GPU set-up lock: with the 'baked' model's
+    builder still running, the 'plain' model loads (and is gated) meanwhile; once the builder is done,
+    the baked one loads too."""
+    import threading
+    from concurrent.futures import Future
+
+    runtime = runtime_for("plain", "baked")
+    writing: Future[dict[str, str | None]] = Future()  # a builder process that has not finished
+    runtime.rewrites._prebuilding["rewrite_baked"] = writing
+    slow = threading.Thread(target=runtime.preload, args=(["rewrite_baked"],), daemon=True)
+    slow.start()
+    quick = threading.Thread(target=runtime.preload, args=(["rewrite_plain"],), daemon=True)
+    quick.start()
+    quick.join(30)
+    assert not quick.is_alive() and runtime.is_loaded("rewrite_plain")
+    assert slow.is_alive() and not runtime.is_loaded("rewrite_baked")
+    writing.set_result({})  # it wrote nothing this process can use: the rewrite is made here
+    slow.join(120)
+    assert not slow.is_alive() and runtime.is_loaded("rewrite_baked")
