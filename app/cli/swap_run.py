@@ -153,7 +153,8 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
     inference = ctx.settings.inference
     if args.providers:
         inference = inference.model_copy(update={"provider": args.providers})
-    runtime = InferenceRuntime(ctx.store, inference)
+    # One job, then the process ends: a cold start need not wait for the rewrites before its first frame.
+    runtime = InferenceRuntime(ctx.store, inference, defer_rewrites=True)
     try:
         try:
             settings, notes = build_settings(args, runtime)
@@ -205,11 +206,25 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
             report = run_swap(runtime, job, progress=bar, profile=args.profile)
         finally:
             bar.bar.close()
+        report.notes[:0] = notes
+        _print_report(report, args.json)
+        _settle(runtime, args.json)
     finally:
         runtime.close()
-    report.notes[:0] = notes
-    _print_report(report, args.json)
     return 0
+
+
+def _settle(runtime: InferenceRuntime, as_json: bool) -> None:
+    """After a cold start's job (which ran some models from their original files while their faster
+    rewrites were written): judge the rewrites now, so the next launch loads them."""
+    waiting = runtime.deferred_models()
+    if not waiting:
+        return
+    if not as_json:
+        sys.stderr.write(
+            f"Finishing the faster files of {', '.join(waiting)} for the next runs (once per machine) …\n"
+        )
+    runtime.settle_rewrites()
 
 
 def _print_report(report: JobReport, as_json: bool) -> None:

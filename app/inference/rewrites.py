@@ -181,6 +181,12 @@ class ModelRewrites:
         builders.shutdown(wait=False)  # the processes end when their last file is written
         log.info("writing rewrites of %s in %d process(es)", ", ".join(p.model_id for p in plans), len(plans))
 
+    def building(self, model_id: str) -> bool:
+        """Whether this model's builder process is still writing its rewrites."""
+        with self._lock:
+            future = self._prebuilding.get(model_id)
+        return future is not None and not future.done()
+
     def await_builder(self, model_id: str) -> None:
         """Wait until this model's builder process, if it has one, is done (or dead). A load calls it
         before it takes the GPU set-up lock, so that a model whose rewrites are still being written

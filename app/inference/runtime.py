@@ -67,7 +67,12 @@ class InferenceRuntime:
         faults: FaultPlan | None = None,
         backends: Mapping[Provider, str] | None = None,
         probe_providers: bool = False,
+        defer_rewrites: bool = False,
     ) -> None:
+        """`defer_rewrites`: a model whose rewrites a builder process is still writing when it loads
+        runs from its original file for now, and `settle_rewrites` judges the rewrites later. For a
+        command that runs one job and ends (a cold start's first frame need not wait ~20 s for
+        inswapper's rewrite); the studio keeps the default, whose models change under running threads."""
         self.store = store
         self.settings = settings or InferenceSettings()
         self.cache_root = cache_root or cache_dir()
@@ -82,6 +87,8 @@ class InferenceRuntime:
         self.rewrites = ModelRewrites(self.cache_root)
         self._specs: dict[tuple[str, Precision], LoadSpec] = {}
         self._specs_lock = threading.Lock()
+        self.defer_rewrites = defer_rewrites
+        self._deferred: set[str] = set()  # models running from their original file until settled
         self._preloading = 0  # preloads under way: the only time a graph probe may run unasked
         self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
         # Items per model call when callers batch: the largest CUDA-graph bucket, so batches replay.
@@ -143,6 +150,7 @@ class InferenceRuntime:
             known = self._specs.get((model_id, precision))
             if known is not None and known.model.path.is_file():
                 return known
+            deferred = model_id in self._deferred
             spec = LoadSpec(
                 model=self.model_file(model_id),
                 settings=self.settings,
@@ -154,10 +162,40 @@ class InferenceRuntime:
                 faults=self.faults,
                 backends=self.backends,
             )
-            spec = replace(spec, variants=self._variants(spec))
+            if not deferred:  # a deferred model's rewrites are judged by settle_rewrites
+                spec = replace(spec, variants=self._variants(spec))
             spec = replace(spec, cuda_graph_providers=self._graph_providers(spec))
             self._specs[(model_id, precision)] = spec
             return spec
+
+    def deferred_models(self) -> list[str]:
+        """The models running from their original files until `settle_rewrites`."""
+        with self._specs_lock:
+            return sorted(self._deferred)
+
+    def settle_rewrites(self) -> None:
+        """Judge the rewrites of the models that ran from their original files (`defer_rewrites`),
+        once their builders are done, so the next launch loads them. Only while no job runs: the
+        models' sessions are closed and their next load takes the rewrite."""
+        with self._specs_lock:
+            deferred, self._deferred = sorted(self._deferred), set()
+            for key in [key for key in self._specs if key[0] in deferred]:
+                del self._specs[key]
+        for model_id in deferred:
+            self.pool.discard(model_id)
+            self.rewrites.await_builder(model_id)
+            with self._specs_lock:
+                self._preloading += 1  # no job runs: the rewritten files may be probed for graphs too
+            try:
+                with GPU_SETUP:
+                    self.load_spec(model_id, self.precision_for(model_id))
+            except DoppelError as exc:
+                log.warning("rewrites of %s not judged: %s", model_id, exc)
+            else:
+                log.info("rewrites of %s judged after the job; the next launch loads them", model_id)
+            finally:
+                with self._specs_lock:
+                    self._preloading -= 1
 
     def takes_a_batch(self, model_id: str) -> bool:
         """Whether several crops or frames go through this model in one call: the catalog says so, or
@@ -328,13 +366,22 @@ class InferenceRuntime:
         # those being written now are waited for first, without the lock (a cold start's 554 MB
         # inswapper held every other model's load and gate for its builder's ~20 s on the H200).
         if chain[0].on_gpu:
-            self.rewrites.await_builder(key.model_id)
+            if self.defer_rewrites and self.rewrites.building(key.model_id):
+                self._defer(key.model_id)
+            else:
+                self.rewrites.await_builder(key.model_id)
         with GPU_SETUP if chain[0].on_gpu else nullcontext():
             spec = self.load_spec(key.model_id, key.precision)
             session = Session(spec, chain, self.fallbacks, self.disabled)
             if self.settings.warmup_on_load:
                 session.warmup()
         return session
+
+    def _defer(self, model_id: str) -> None:
+        with self._specs_lock:
+            if model_id not in self._deferred and not any(key[0] == model_id for key in self._specs):
+                self._deferred.add(model_id)
+                log.info("%s runs from its original file while its rewrites are written", model_id)
 
     @contextmanager
     def session(

@@ -218,3 +218,55 @@ def test_a_model_whose_builder_is_still_writing_does_not_hold_up_the_others(runt
     writing.set_result({})  # it wrote nothing this process can use: the rewrite is made here
     slow.join(120)
     assert not slow.is_alive() and runtime.is_loaded("rewrite_baked")
+
+
+def test_a_deferring_runtime_runs_the_original_while_its_rewrite_is_written_and_judges_it_after(
+    tmp_path: Path,
+) -> None:
+    """`defer_rewrites` (the swap command's runtime): a model whose builder is still writing loads from
+    its original file at once, batch 1 and fp32; `settle_rewrites` then judges the rewrites, and the
+    model's next load takes them."""
+    from concurrent.futures import Future
+
+    store = store_with(tmp_path / "models", "plain")
+    runtime = InferenceRuntime(
+        store, InferenceSettings(), cache_root=tmp_path / "cache", backends=CUDA_ON_CPU, defer_rewrites=True
+    )
+    try:
+        precision = runtime.precision_for("rewrite_plain")
+        writing: Future[dict[str, str | None]] = Future()  # a builder process that has not finished
+        runtime.rewrites._prebuilding["rewrite_plain"] = writing
+        runtime.preload(["rewrite_plain"])  # returns without waiting for the builder
+        assert runtime.deferred_models() == ["rewrite_plain"]
+        assert runtime.load_spec("rewrite_plain", precision).variant(Provider.CUDA) is None
+        assert not runtime.takes_a_batch("rewrite_plain")
+        assert runtime.run("rewrite_plain", {"x": picture(1)})["y"].shape == (1, 8, SIDE, SIDE)
+        assert not (runtime.cache_root / FOLDER / VERDICT_FILE).exists()  # nothing judged yet
+
+        writing.set_result({})  # it wrote nothing this process can use: the rewrite is made here
+        runtime.settle_rewrites()
+        assert runtime.deferred_models() == []
+        variant = runtime.load_spec("rewrite_plain", precision).variant(Provider.CUDA)
+        assert variant is not None and variant.batched and runtime.takes_a_batch("rewrite_plain")
+        assert verdicts(runtime)["rewrite_plain:batch"]["passed"]
+        assert runtime.run("rewrite_plain", {"x": picture(2, batch=3)})["y"].shape == (3, 8, SIDE, SIDE)
+    finally:
+        runtime.close()
+
+
+def test_a_runtime_that_does_not_defer_waits_for_the_builder(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    """The default (the studio's runtime): the load waits for the builder, then takes the rewrite."""
+    import threading
+    from concurrent.futures import Future
+
+    runtime = runtime_for("plain")
+    writing: Future[dict[str, str | None]] = Future()
+    runtime.rewrites._prebuilding["rewrite_plain"] = writing
+    loading = threading.Thread(target=runtime.preload, args=(["rewrite_plain"],), daemon=True)
+    loading.start()
+    loading.join(0.5)
+    assert loading.is_alive() and runtime.deferred_models() == []
+    writing.set_result({})
+    loading.join(120)
+    assert not loading.is_alive()
+    assert runtime.takes_a_batch("rewrite_plain")
