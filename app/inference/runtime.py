@@ -69,10 +69,11 @@ class InferenceRuntime:
         probe_providers: bool = False,
         defer_rewrites: bool = False,
     ) -> None:
-        """`defer_rewrites`: a model whose rewrites a builder process is still writing when it loads
-        runs from its original file for now, and `settle_rewrites` judges the rewrites later. For a
-        command that runs one job and ends (a cold start's first frame need not wait ~20 s for
-        inswapper's rewrite); the studio keeps the default, whose models change under running threads."""
+        """`defer_rewrites`: a model whose rewrites are still to be written or judged when it loads
+        (a builder process at work, or no verdict yet) runs from its original file for now, and
+        `settle_rewrites` makes and judges them later. For a command that runs one job and ends (a cold
+        start's first frame need not wait ~20 s for inswapper's rewrite); the studio keeps the default,
+        whose models change under running threads."""
         self.store = store
         self.settings = settings or InferenceSettings()
         self.cache_root = cache_root or cache_dir()
@@ -366,7 +367,7 @@ class InferenceRuntime:
         # those being written now are waited for first, without the lock (a cold start's 554 MB
         # inswapper held every other model's load and gate for its builder's ~20 s on the H200).
         if chain[0].on_gpu:
-            if self.defer_rewrites and self.rewrites.building(key.model_id):
+            if self.defer_rewrites and self._rewrites_pending(key.model_id):
                 self._defer(key.model_id)
             else:
                 self.rewrites.await_builder(key.model_id)
@@ -376,6 +377,16 @@ class InferenceRuntime:
             if self.settings.warmup_on_load:
                 session.warmup()
         return session
+
+    def _rewrites_pending(self, model_id: str) -> bool:
+        """Whether a load would write or judge rewrites first: a builder is still writing them, or
+        some have no verdict on this machine yet (small models are rewritten in the loading process)."""
+        if self.rewrites.building(model_id):
+            return True
+        with self._specs_lock:
+            if any(key[0] == model_id for key in self._specs):
+                return False  # worked out already
+        return self._rewrite_plan(model_id) is not None
 
     def _defer(self, model_id: str) -> None:
         with self._specs_lock:

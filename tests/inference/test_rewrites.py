@@ -254,6 +254,32 @@ def test_a_deferring_runtime_runs_the_original_while_its_rewrite_is_written_and_
         runtime.close()
 
 
+def test_a_deferring_runtime_leaves_a_small_models_rewrite_to_after_the_job(tmp_path: Path) -> None:
+    """No builder (a model below the builders' size): the rewrite and its gate still wait for
+    settle_rewrites, and a second launch finds them judged and loads the rewrite at once."""
+    store = store_with(tmp_path / "models", "plain")
+
+    def launch() -> InferenceRuntime:
+        cache = tmp_path / "cache"
+        return InferenceRuntime(
+            store, InferenceSettings(), cache_root=cache, backends=CUDA_ON_CPU, defer_rewrites=True
+        )
+
+    first = launch()
+    try:
+        first.preload(["rewrite_plain"])
+        assert first.deferred_models() == ["rewrite_plain"] and not first.takes_a_batch("rewrite_plain")
+        first.settle_rewrites()
+    finally:
+        first.close()
+    second = launch()
+    try:
+        second.preload(["rewrite_plain"])
+        assert second.deferred_models() == [] and second.takes_a_batch("rewrite_plain")
+    finally:
+        second.close()
+
+
 def test_a_runtime_that_does_not_defer_waits_for_the_builder(runtime_for) -> None:  # type: ignore[no-untyped-def]
     """The default (the studio's runtime): the load waits for the builder, then takes the rewrite."""
     import threading
