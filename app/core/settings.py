@@ -74,6 +74,9 @@ class InferenceSettings(BaseModel):
     stream_handoff: bool = True
     # auto: batch-1 model files get a dynamic batch axis where the rewrite passes its gate (GPU only).
     batch_axis: Literal["auto", "off"] = "auto"
+    # The largest batch a model's CUDA graphs are captured for (buckets 1, 2, 4, 8 up to it). Each
+    # bucket's graph keeps its own activations in VRAM; a larger batch replays in pieces of this size.
+    max_graph_batch: Literal[1, 2, 4, 8] = 8
     # One run right after each load, so lazy setup (cuDNN search, arenas, engines) never hits a frame.
     warmup_on_load: bool = True
     device_index: int = Field(default=0, ge=0)

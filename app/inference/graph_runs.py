@@ -3,10 +3,11 @@
 A captured graph replays on fixed addresses and one shape, so each shape a model meets gets its own
 graph (ORT's `gpu_graph_id` run option names it) with its own input and output buffers, bound once.
 A batch axis would otherwise mint a graph per face count: batches are padded up to the next bucket
-(1, 2, 4, 8; the padding repeats the last item, so it is real data and never NaN-prone zeros) and the
-outputs cut back, so a face count that changes mid-video lands on a graph captured for its bucket.
-Shapes past the last bucket, or past MAX_GRAPHS distinct shapes, run without a graph (id -1): slower,
-never wrong. One run at a time per model: the buffers are shared.
+(1, 2, 4, 8, up to the settings' max_graph_batch; the padding repeats the last item, so it is real data
+and never NaN-prone zeros) and the outputs cut back, so a face count that changes mid-video lands on a
+graph captured for its bucket. A batch past the last bucket replays in pieces of it. Shapes past
+MAX_GRAPHS distinct ones, and models with an unbatched output, run those without a graph (id -1):
+slower, never wrong. One run at a time per model: the buffers are shared.
 
 Capture happens only while nothing else uses the GPU. ORT captures in CUDA's global mode, so another
 thread's allocation or synchronisation during a capture fails both (measured on the H200: a torch
@@ -51,9 +52,14 @@ CAPTURE_RUNS = 3  # ORT: one ordinary run per graph id, then the capture, then a
 SKIP_GRAPH = -1  # ORT: run this call without capturing or replaying
 
 
-def bucket_for(batch: int) -> int | None:
+def bucket_for(batch: int, buckets: tuple[int, ...] = BATCH_BUCKETS) -> int | None:
     """The bucket a batch is padded to; None past the largest."""
-    return next((b for b in BATCH_BUCKETS if b >= batch), None)
+    return next((b for b in buckets if b >= batch), None)
+
+
+def buckets_up_to(largest: int) -> tuple[int, ...]:
+    """The batch buckets graphs are captured for, up to `largest` (the settings' max_graph_batch)."""
+    return tuple(b for b in BATCH_BUCKETS if b <= largest) or BATCH_BUCKETS[:1]
 
 
 @dataclass
@@ -89,9 +95,14 @@ class GraphRunner:
         self._thread = _GraphThread(model.model.id)
         self._graphs: dict[tuple[tuple[int, ...], ...], _Graph] = {}
         self._skip = model.run_options(SKIP_GRAPH)
+        self.buckets = buckets_up_to(model.spec.settings.max_graph_batch)
         # The batch symbol: the leading axis every batched input shares ("batch", "N", ...).
         leading = [m.shape[0] for m in model.inputs if m.shape and isinstance(m.shape[0], str)]
         self.batch_symbol = leading[0] if leading else None
+        # A batch past the largest bucket replays in bucket-sized pieces when every output is batched.
+        self._splittable = self.batch_symbol is not None and all(
+            m.shape and m.shape[0] == self.batch_symbol for m in model.outputs
+        )
 
     @property
     def replay_thread(self) -> int:
@@ -119,7 +130,7 @@ class GraphRunner:
                     name: tensor[:1] if self._batched_input(name) else tensor
                     for name, tensor in example.items()
                 }
-                for bucket in BATCH_BUCKETS:
+                for bucket in self.buckets:
                     self._capture(self._pad(one, bucket) if bucket > 1 else one)
 
     def _capture(self, tensors: Tensors) -> None:
@@ -134,8 +145,10 @@ class GraphRunner:
     def run(self, tensors: Tensors, out: Mapping[str, torch.Tensor] | None, capture: bool = False) -> Tensors:
         """Replay the graph of this shape's bucket; `capture` (capture_all only) captures a missing one."""
         batch = self._batch_of(tensors)
-        bucket = bucket_for(batch) if batch is not None else None
+        bucket = bucket_for(batch, self.buckets) if batch is not None else None
         if batch is not None and bucket is None:
+            if self._splittable and out is None and not capture:
+                return self._in_pieces(tensors, batch)
             return self.model.run_plain(tensors, out, self._skip)
         padded = self._pad(tensors, bucket) if bucket is not None and bucket != batch else tensors
         key = tuple(tuple(padded[m.name].shape) for m in self.model.inputs)
@@ -146,6 +159,18 @@ class GraphRunner:
                     return self.model.run_plain(tensors, out, self._skip)
                 graph = self._graphs[key] = self._create(padded, len(self._graphs) + 1)
             return self._replay(graph, padded, batch)
+
+    def _in_pieces(self, tensors: Tensors, batch: int) -> Tensors:
+        """A batch past the largest bucket as replays of that bucket (the last piece padded), joined."""
+        step = self.buckets[-1]
+        pieces = [
+            self.run({name: self._piece(name, tensor, first, step) for name, tensor in tensors.items()}, None)
+            for first in range(0, batch, step)
+        ]
+        return {m.name: torch.cat([piece[m.name] for piece in pieces]) for m in self.model.outputs}
+
+    def _piece(self, name: str, tensor: torch.Tensor, first: int, step: int) -> torch.Tensor:
+        return tensor[first : first + step] if self._batched_input(name) else tensor
 
     def _replay(self, graph: _Graph, padded: Tensors, batch: int | None) -> Tensors:
         """Inputs into the graph's buffers, the replay, the outputs out of them. On a model stream of

@@ -29,7 +29,7 @@ from app.inference.discovery import ProviderStatus, discover
 from app.inference.errors import ModelInputError, ModelNotReadyError
 from app.inference.fallbacks import FALLBACK_FILE, FallbackEvent, FallbackLog
 from app.inference.faults import FaultPlan
-from app.inference.graph_runs import BATCH_BUCKETS, GPU_SETUP
+from app.inference.graph_runs import GPU_SETUP, buckets_up_to
 from app.inference.loaded_model import LoadSpec, ModelFile, ModelVariant, Tensors
 from app.inference.pool import PoolLimits, SessionKey, SessionPool
 from app.inference.providers import GRAPH_PROVIDERS, Hint, Precision, Provider, fallback_chain, parse_hint
@@ -93,7 +93,7 @@ class InferenceRuntime:
         self._preloading = 0  # preloads under way: the only time a graph probe may run unasked
         self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
         # Items per model call when callers batch: the largest CUDA-graph bucket, so batches replay.
-        self.batch_limit = BATCH_BUCKETS[-1]
+        self.batch_limit = buckets_up_to(self.settings.max_graph_batch)[-1]
         self.call_log: CallLog | None = None  # attach one to count model calls (the benchmark does)
         self.fallbacks.subscribe(_report_fallback)  # to the opt-in local telemetry (a no-op when off)
 

@@ -56,7 +56,7 @@ def test_a_face_count_that_changes_mid_video_replays_the_graph_of_its_bucket(gra
         for item in range(faces):
             alone = plain_run(original, {"x": x[item : item + 1]})["y"]
             np.testing.assert_allclose(y[item : item + 1].numpy(), alone, rtol=1e-5, atol=1e-6)
-    # One graph per bucket, captured before the first frame; 9 faces ran without a graph.
+    # One graph per bucket, captured before the first frame; 9 faces replayed 8, then 1.
     assert sorted((shape[0][0], graph_id) for shape, graph_id in runner.graph_ids.items()) == [
         (1, 1),
         (2, 2),
@@ -97,7 +97,7 @@ def test_graphs_are_captured_when_asked_for_and_never_mid_run(graphed) -> None: 
     runner = model._graphs
     assert sorted(shape[0][0] for shape in runner.graph_ids) == list(BATCH_BUCKETS)
     captured = dict(runner.graph_ids)
-    for faces in (1, 3, 8, 9):  # buckets replay their graphs; 9 runs plain
+    for faces in (1, 3, 8, 9):  # buckets replay their graphs; 9 replays 8, then 1
         x = picture(seed=faces, batch=faces)
         y = model.run({"x": x})["y"]
         np.testing.assert_allclose(
@@ -110,10 +110,10 @@ def test_a_runner_runs_a_shape_it_has_no_graph_for_without_capturing(
     graphed, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     model, original = graphed
-    with monkeypatch.context() as patch:
-        patch.setattr("app.inference.graph_runs.BATCH_BUCKETS", (1, 2))
-        model.capture_graphs({"x": picture(seed=0)})
     runner = model._graphs
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "buckets", (1, 2))
+        model.capture_graphs({"x": picture(seed=0)})
     assert sorted(shape[0][0] for shape in runner.graph_ids) == [1, 2]
     x = picture(seed=3, batch=3)  # bucket 4: never captured, and not captured now
     y = model.run({"x": x})["y"]
@@ -153,10 +153,9 @@ def test_every_capture_and_replay_runs_on_the_models_own_thread(graphed) -> None
         list(workers.map(work, range(3)))
     graphed_runs = [ident for ident, graph_id in threads if graph_id != "-1"]
     plain_runs = [ident for ident, graph_id in threads if graph_id == "-1"]
-    # The captures, then 3 buckets x 3 workers.
-    assert len(graphed_runs) == len(BATCH_BUCKETS) * CAPTURE_RUNS + 3 * 3
-    assert set(graphed_runs) == {replay_thread}
-    assert len(plain_runs) == 3 and replay_thread not in plain_runs  # 9 faces: no graph, the worker's thread
+    # The captures, then per worker 1, 2 and 3 faces (three replays) and 9 faces (8, then 1).
+    assert len(graphed_runs) == len(BATCH_BUCKETS) * CAPTURE_RUNS + 3 * 5
+    assert set(graphed_runs) == {replay_thread} and plain_runs == []
 
 
 def test_closing_a_model_stops_its_replay_thread(graphed) -> None:  # type: ignore[no-untyped-def]
@@ -168,3 +167,37 @@ def test_closing_a_model_stops_its_replay_thread(graphed) -> None:  # type: igno
     model.close()
     assert threading.active_count() == before - 1
     assert model._graphs is None
+
+
+def test_a_smaller_largest_bucket_captures_fewer_graphs_and_replays_big_batches_in_pieces(
+    tmp_path: Path,
+) -> None:
+    """max_graph_batch 4: graphs for 1, 2 and 4 only (each bucket's graph holds its own activations in
+    VRAM); 9 faces replay as 4, 4 and 1, with each face's own outputs, and nothing runs without a graph."""
+    store = store_with(tmp_path / "models", "plain")
+    settings = InferenceSettings(precision="fp32", max_graph_batch=4)
+    runtime = InferenceRuntime(store, settings, cache_root=tmp_path / "cache", backends=CUDA_ON_CPU)
+    spec = runtime.load_spec("rewrite_plain", "fp32")
+    model = LoadedModel(replace(spec, cuda_graph_providers=frozenset({Provider.CUDA})), Provider.CUDA)
+    try:
+        assert runtime.batch_limit == 4
+        model.capture_graphs({"x": picture(seed=0)})
+        runner = model._graphs
+        assert runner is not None and sorted(shape[0][0] for shape in runner.graph_ids) == [1, 2, 4]
+        graph_ids: list[str] = []
+        real_run = model.ort_session.run_with_iobinding
+
+        def recording_run(binding, options):  # type: ignore[no-untyped-def]
+            graph_ids.append(options.get_run_config_entry("gpu_graph_id"))
+            return real_run(binding, options)
+
+        model.ort_session.run_with_iobinding = recording_run
+        x = picture(seed=5, batch=9)
+        y = model.run({"x": x})["y"]
+        assert y.shape[0] == 9 and len(graph_ids) == 3 and "-1" not in graph_ids
+        for item in range(9):
+            alone = plain_run(spec.model.path, {"x": x[item : item + 1]})["y"]
+            np.testing.assert_allclose(y[item : item + 1].numpy(), alone, rtol=1e-5, atol=1e-6)
+    finally:
+        model.close()
+        runtime.close()
