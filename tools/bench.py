@@ -371,7 +371,8 @@ def export_figures(
             for name, s in profiled.stage_stats.items()
         },
         "resources": resources.to_json(),
-        # cudaMalloc and cudaFree synchronise the device: any during the steady run stalled every stream.
+        # torch's allocator going to the device mid-run (cudaMalloc, cudaFree: both synchronise it);
+        # ONNX Runtime's own arenas are not counted here.
         "allocator_steady_run": {k: after[k] - before.get(k, 0) for k in after} if after else None,
         **({"trace": traced} if traced is not None else {}),
     }

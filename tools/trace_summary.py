@@ -145,7 +145,7 @@ def _top_level(calls: list[tuple[float, float, str]]) -> list[tuple[float, float
     """The calls that no other call of the thread contains (an op's own sub-ops are inside it)."""
     outer: list[tuple[float, float, str]] = []
     end = float("-inf")
-    for start, length, name in sorted(calls):
+    for start, length, name in sorted(calls, key=lambda call: (call[0], -call[1])):  # outer first on ties
         if start >= end:
             outer.append((start, length, name))
             end = start + length

@@ -90,6 +90,7 @@ class InferenceRuntime:
         self._specs_lock = threading.Lock()
         self.defer_rewrites = defer_rewrites
         self._deferred: set[str] = set()  # models running from their original file until settled
+        self._settling: set[str] = set()  # models settle_rewrites is judging now: never deferred again
         self._preloading = 0  # preloads under way: the only time a graph probe may run unasked
         self.pool = SessionPool(self._load, pool_limits(self.settings, self.facts))
         # Items per model call when callers batch: the largest CUDA-graph bucket, so batches replay.
@@ -151,6 +152,13 @@ class InferenceRuntime:
             known = self._specs.get((model_id, precision))
             if known is not None and known.model.path.is_file():
                 return known
+        # Outside the lock: a builder still writing this model's rewrites is waited for (or, where the
+        # runtime defers, left to settle_rewrites) without holding up other models' specs.
+        self._before_rewrites(model_id)
+        with self._specs_lock:
+            known = self._specs.get((model_id, precision))
+            if known is not None and known.model.path.is_file():
+                return known
             deferred = model_id in self._deferred
             spec = LoadSpec(
                 model=self.model_file(model_id),
@@ -187,16 +195,18 @@ class InferenceRuntime:
             self.rewrites.await_builder(model_id)
             with self._specs_lock:
                 self._preloading += 1  # no job runs: the rewritten files may be probed for graphs too
+                self._settling.add(model_id)
             try:
                 with GPU_SETUP:
                     self.load_spec(model_id, self.precision_for(model_id))
-            except DoppelError as exc:
+            except Exception as exc:  # noqa: BLE001 - a job's output is written: a failure here is only lost speed
                 log.warning("rewrites of %s not judged: %s", model_id, exc)
             else:
                 log.info("rewrites of %s judged after the job; the next launch loads them", model_id)
             finally:
                 with self._specs_lock:
                     self._preloading -= 1
+                    self._settling.discard(model_id)
 
     def takes_a_batch(self, model_id: str) -> bool:
         """Whether several crops or frames go through this model in one call: the catalog says so, or
@@ -367,16 +377,22 @@ class InferenceRuntime:
         # those being written now are waited for first, without the lock (a cold start's 554 MB
         # inswapper held every other model's load and gate for its builder's ~20 s on the H200).
         if chain[0].on_gpu:
-            if self.defer_rewrites and self._rewrites_pending(key.model_id):
-                self._defer(key.model_id)
-            else:
-                self.rewrites.await_builder(key.model_id)
+            self._before_rewrites(key.model_id)
         with GPU_SETUP if chain[0].on_gpu else nullcontext():
             spec = self.load_spec(key.model_id, key.precision)
             session = Session(spec, chain, self.fallbacks, self.disabled)
             if self.settings.warmup_on_load:
                 session.warmup()
         return session
+
+    def _before_rewrites(self, model_id: str) -> None:
+        """Before a spec is worked out: defer its rewrites (`defer_rewrites`) or wait for its builder."""
+        if self._gpu_provider() is None:
+            return
+        if self.defer_rewrites and model_id not in self._settling and self._rewrites_pending(model_id):
+            self._defer(model_id)
+        else:
+            self.rewrites.await_builder(model_id)
 
     def _rewrites_pending(self, model_id: str) -> bool:
         """Whether a load would write or judge rewrites first: a builder is still writing them, or

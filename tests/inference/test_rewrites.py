@@ -296,3 +296,26 @@ def test_a_runtime_that_does_not_defer_waits_for_the_builder(runtime_for) -> Non
     loading.join(120)
     assert not loading.is_alive()
     assert runtime.takes_a_batch("rewrite_plain")
+
+
+def test_asking_whether_a_model_takes_a_batch_while_its_builder_writes_holds_up_no_other_load(
+    runtime_for,
+) -> None:  # type: ignore[no-untyped-def]
+    """The studio's previewer asks `takes_a_batch` before any load: that wait for the builder happens
+    outside the runtime's spec lock, so another model's preload goes on meanwhile."""
+    import threading
+    from concurrent.futures import Future
+
+    runtime = runtime_for("plain", "baked")
+    writing: Future[dict[str, str | None]] = Future()
+    runtime.rewrites._prebuilding["rewrite_baked"] = writing
+    asking = threading.Thread(target=runtime.takes_a_batch, args=("rewrite_baked",), daemon=True)
+    asking.start()
+    asking.join(0.5)
+    quick = threading.Thread(target=runtime.preload, args=(["rewrite_plain"],), daemon=True)
+    quick.start()
+    quick.join(30)
+    finished = not quick.is_alive()
+    writing.set_result({})
+    asking.join(120)
+    assert finished and runtime.is_loaded("rewrite_plain") and not asking.is_alive()

@@ -85,3 +85,9 @@ def test_a_recording_holds_threads_that_were_running_before_it_began(tmp_path: P
     with gzip.open(tmp_path / "t.json.gz", "rt", encoding="utf-8") as written:
         assert len(json.load(written)["traceEvents"]) == len(events)
     assert not (tmp_path / "t.json.gz.partial").exists()
+
+
+def test_a_call_that_starts_with_its_first_sub_call_counts_once_whole() -> None:
+    events = [_op(3, 0, 50, "aten::copy_"), _op(3, 0, 100, "aten::to")]  # the same start: outer first
+    thread = summarise(events, 1, {3: "worker"})["threads_per_frame"]["worker"]
+    assert thread["torch_calls"] == 1.0 and thread["top_calls_ms"] == {"aten::to": 100.0}
