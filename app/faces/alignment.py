@@ -75,11 +75,6 @@ def _host(tensor: Matrix) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float64).numpy()
 
 
-def host_matrix(matrix: Matrix) -> np.ndarray:
-    """A transform (or a batch of them) as a float64 NumPy array, for the *_host functions."""
-    return _host(matrix)
-
-
 def _like(values: np.ndarray, model: torch.Tensor) -> torch.Tensor:
     """A float64 array back as a tensor of `model`'s float dtype and device."""
     dtype = model.dtype if model.dtype.is_floating_point else torch.float32
@@ -164,9 +159,9 @@ def invert(matrix: torch.Tensor) -> torch.Tensor:
     return _like(_invert(_host(matrix)), matrix)
 
 
-def invert_host(matrix: np.ndarray) -> np.ndarray:
-    """invert for a NumPy matrix [2, 3] (or [..., 2, 3]), in float64."""
-    return _invert(np.asarray(matrix, dtype=np.float64))
+def invert_host(matrix: Matrix) -> np.ndarray:
+    """invert as a float64 NumPy matrix [2, 3] (or [..., 2, 3]), from either kind of matrix."""
+    return _invert(_host(matrix))
 
 
 def transform_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:

@@ -387,7 +387,7 @@ class InferenceRuntime:
 
     def _before_rewrites(self, model_id: str) -> None:
         """Before a spec is worked out: defer its rewrites (`defer_rewrites`) or wait for its builder."""
-        if self._gpu_provider() is None:
+        if self._gpu_provider() is None or model_id in self._deferred:  # a load asks, then its spec
             return
         if self.defer_rewrites and model_id not in self._settling and self._rewrites_pending(model_id):
             self._defer(model_id)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from app.core.errors import CatalogError
-from app.faces.alignment import compose_host, estimate_host, host_matrix, invert_host, warp, warp_frame
+from app.faces.alignment import compose_host, estimate_host, invert_host, warp, warp_frame
 from app.faces.preprocess import fixed_side
 from app.inference.runtime import InferenceRuntime
 from app.models.catalog import Kind
@@ -84,10 +84,7 @@ class Restorer:
         # Geometry in NumPy on the host: no torch dispatch for a few 2x3 matrices.
         to_crop = [estimate_host(face.kps, TEMPLATE, side) for face in faces]
         swap_to_restore = np.stack(
-            [
-                compose_host(m, invert_host(host_matrix(face.swap_matrix)))
-                for m, face in zip(to_crop, faces, strict=True)
-            ]
+            [compose_host(m, invert_host(face.swap_matrix)) for m, face in zip(to_crop, faces, strict=True)]
         )
         backgrounds = torch.cat(
             [warp_frame(f.frame, m, (side, side)) for m, f in zip(to_crop, faces, strict=True)]

@@ -78,7 +78,7 @@ def to_frame(points: torch.Tensor, matrix: torch.Tensor) -> Points:
 def to_frame_host(points: np.ndarray, matrix: torch.Tensor) -> Points:
     """to_frame for NumPy crop points [N, 2]: the arithmetic on the host, one tensor made at the end
     (a landmark decode in torch CPU ops cost ~15 dispatches a face)."""
-    inverse = invert_host(matrix.numpy())
+    inverse = invert_host(matrix)
     back = points.astype(np.float64) @ inverse[:, :2].T + inverse[:, 2]
     return torch.from_numpy(back.astype(np.float32))
 
