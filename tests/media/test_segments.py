@@ -24,7 +24,8 @@ import torch
 
 from app.media.errors import MediaWriteError
 from app.media.labels import read_label
-from app.media.segments import SegmentedVideoWriter, work_folder
+from app.media.segment_work import MAX_THREADS
+from app.media.segments import SegmentedVideoWriter, encoder_threads, work_folder
 from app.media.video import VideoWriter, open_video
 from app.media.video_writer import VideoCodec
 from tests.support.media import make_clip
@@ -338,6 +339,18 @@ def test_segments_encoded_in_parallel_give_the_bytes_of_serial_encoding(tmp_path
     assert digests[1] == digests[3]
     assert most_threads[3] >= 2  # the writes ran ahead of x264: several segments encoded at once
     assert _encoder_threads() == []
+
+
+def test_each_segment_gets_a_thread_a_core_whatever_the_jobs(tmp_path: Path) -> None:
+    """Often only one segment encodes at a time (a short clip, a buffer of about one segment), so
+    each one's pinned x264 threads are the machine's cores (capped), not the cores shared out by jobs."""
+    assert (encoder_threads(2), encoder_threads(16), encoder_threads(64)) == (2, 16, MAX_THREADS)
+    for jobs in (1, 4):
+        writer = SegmentedVideoWriter(
+            tmp_path / f"jobs{jobs}.mp4", 160, 120, Fraction(25), hardware=False, fingerprint="f", jobs=jobs
+        )
+        assert writer.threads == encoder_threads() == min(MAX_THREADS, os.cpu_count() or 1)
+        writer.abort()
 
 
 def test_an_encoder_failing_on_its_thread_raises_in_write_and_leaves_no_thread(tmp_path: Path) -> None:
