@@ -125,7 +125,9 @@ def export_video(
             writer.abort()
             writer.work.remove()  # nothing worth resuming
             raise NoFaceError(f"No face found in any frame of {job.target}: nothing was written")
-        writer.finish()
+        finishing = time.perf_counter()
+        writer.finish()  # the encoders' last frames, then the join
+        report.waits["finish_on_encoders"] = round(time.perf_counter() - finishing, 3)
         if source.ended_early:
             done = start + report.frames
             report.notes.append(
@@ -196,6 +198,7 @@ def _run(
             daemon=True,
         )
         feeder.start()
+        on_encoders = 0.0  # seconds write() blocked: the encoders' back-pressure
         try:
             for rendered in (one for chunk in _results(pool) for one in chunk):
                 if rendered.landed is not None:
@@ -203,7 +206,9 @@ def _run(
                         rendered.landed.synchronize()
                 # The hand-off to the segment encoders' threads: ~0 unless they are behind (back-pressure)
                 with state.timer.stage("encode"):
+                    handing = time.perf_counter()
                     writer.write(rendered.image, rendered.pts, state=rendered.checkpoint)
+                    on_encoders += time.perf_counter() - handing
                 if report.first_frame_at is None:
                     report.first_frame_at = time.time()  # wall clock: a launcher can compare its own
                     mark("first frame written", report.first_frame_at)
@@ -218,6 +223,7 @@ def _run(
                 "analysis_on_workers": round(waits.producer_s, 3),
                 "worker_on_analysis": round(waits.worker_idle_s, 3),
                 "ordering_on_workers": round(waits.consumer_s, 3),
+                "ordering_on_encoders": round(on_encoders, 3),
             }
         finally:
             pool.stop()

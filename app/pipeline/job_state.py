@@ -140,7 +140,8 @@ class JobReport:
     profile: list[Path] = field(default_factory=list)  # files written by --profile
     first_frame_at: float | None = None  # wall clock (time.time()) when the first frame was written
     # Seconds the export's stages spent blocked on each other (OrderedPool.waits): the analysis thread
-    # on busy workers, each worker (mean) on the analysis thread, the ordering thread on the workers.
+    # on busy workers, each worker (mean) on the analysis thread, the ordering thread on the workers and
+    # on the encoders (their back-pressure), and finish() on the encoders' last frames and the join.
     waits: dict[str, float] = field(default_factory=dict)
 
     @property

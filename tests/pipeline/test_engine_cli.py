@@ -123,7 +123,10 @@ def test_bench_writes_its_report(test_assets: Path, tmp_path: Path) -> None:
         "analysis_on_workers",
         "worker_on_analysis",
         "ordering_on_workers",
+        "ordering_on_encoders",
+        "finish_on_encoders",
     }
+    assert export["waits_ms_per_frame"]["finish_on_encoders"] > 0  # the last frames and the join
     traced = export["trace"]  # every thread of the pipeline is in the trace, by name
     assert traced["threads_per_frame"]["analyse"]["torch_calls"] > 0
     assert traced["threads_per_frame"]["swap-0"]["torch_calls"] > 0
