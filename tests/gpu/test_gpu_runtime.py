@@ -199,6 +199,7 @@ def test_concurrent_calls_on_a_cuda_session_are_correct(gpu_models: Path, tmp_pa
         run_together(4, work)
 
 
+@pytest.mark.gpu_alone  # device-wide free memory: another worker's allocations would hide the freeing
 def test_pool_eviction_frees_gpu_memory(gpu_models: Path, tmp_path: Path) -> None:
     runtime = runtime_for(
         gpu_models, tmp_path, settings=InferenceSettings(max_sessions=1, allow_tf32=False, precision="fp32")
