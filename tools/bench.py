@@ -20,6 +20,9 @@ It measures, in this order (the whole commands first, while this process has not
    latency p50/p99 from capture to swapped pixels and skipped frames; then faster and faster until it
    can no longer keep up: the highest rate live sustains;
 5. one image swapped (the clip's first frame as a PNG), warm;
+6. the encoders alone: the clip's frames, decoded beforehand, through the export's segmented writer with
+   its default settings (preset, segment length, jobs, threads): the most frames a second an export can
+   write on this machine's cores, whatever the GPU does. A steady export near it is paced by x264;
 
 then sets each figure beside its target (TARGETS).
 """
@@ -55,6 +58,8 @@ from app.core.settings import InferenceSettings
 from app.faces.detector import DetectionSettings
 from app.inference.calls import CallLog
 from app.inference.runtime import InferenceRuntime
+from app.media.i420 import I420
+from app.media.segments import SegmentedVideoWriter
 from app.models.catalog import Catalog, load_catalog
 from app.models.store import ModelStore
 from app.pipeline.job_state import EngineOptions, JobState, SwapJob
@@ -524,6 +529,46 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# -- 6. the encoders alone ------------------------------------------------------------------------------
+
+
+ENCODER_FRAMES_MB = 2048  # the encoders-alone run holds its decoded frames in memory, at most this much
+
+
+def encoder_figures(inputs: Inputs) -> dict[str, Any]:
+    """The clip's frames (decoded to I420 beforehand) through the segmented writer with an export's
+    default settings, timed from the first frame handed over until the joined file is in place."""
+    defaults = SwapJob(sources=(inputs.face,), target=inputs.clip, output=inputs.out / "encoder-alone.mp4")
+    with av.open(str(inputs.clip)) as container:
+        stream = container.streams.video[0]
+        width, height, fps = stream.codec_context.width, stream.codec_context.height, stream.average_rate
+        most = max(1, ENCODER_FRAMES_MB * 2**20 // (width * height * 3 // 2))  # decoded frames held at once
+        frames = [
+            I420(torch.from_numpy(frame.to_ndarray(format="yuv420p")), width, height)
+            for _, frame in zip(range(most), container.decode(stream), strict=False)
+        ]
+    started = time.perf_counter()
+    writer = SegmentedVideoWriter(
+        defaults.output, width, height, Fraction(fps), codec=defaults.codec, crf=defaults.crf,
+        hardware=defaults.hardware_encoder, preset=defaults.x264_preset,
+        fingerprint=f"encoder alone {time.time_ns()}", segment_frames=defaults.engine.segment_frames,
+        jobs=defaults.engine.encoder_jobs or None,
+    )  # fmt: skip
+    with writer:
+        for frame in frames:
+            writer.write(frame)
+    seconds = time.perf_counter() - started
+    return {
+        "fps": round(len(frames) / seconds, 2),
+        "frames": len(frames),
+        "encoder": writer.encoder_name,
+        "preset": defaults.x264_preset,
+        "segment_frames": defaults.engine.segment_frames,
+        "jobs": writer.jobs,
+        "threads_each": writer.threads,
+    }
+
+
 def machine() -> dict[str, Any]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
@@ -577,6 +622,8 @@ def run_bench(options: BenchOptions, say: Callable[[str], None]) -> dict[str, An
             measure("live", lambda: live_figures(runtime, inputs, options, say))
         say("One image …")
         measure("image_swap_s", lambda: image_seconds(runtime, inputs))
+        say("The encoders alone …")
+        measure("encoder_alone", lambda: encoder_figures(inputs))
         results["execution"] = execution(runtime)
     finally:
         runtime.close()

@@ -137,6 +137,10 @@ def _print(report: dict[str, Any]) -> None:
         ],
         ["one image (s)", results.get("image_swap_s")],
     ]
+    if encoders := results.get("encoder_alone"):
+        layout = f"{encoders['jobs']} × {encoders['threads_each']} threads"
+        about = f"{encoders['encoder']} {encoders['preset']}, {layout}"
+        rows.append([f"encoders alone fps ({about})", encoders["fps"]])
     for label, run in results.get("command", {}).items():
         rows.append([f"whole command, {label} (s)", f"{run['seconds']} (first frame {run['first_frame_s']})"])
     table([[k, str(v)] for k, v in rows], header=["measure", "value"])
