@@ -53,6 +53,7 @@ from types import TracebackType
 
 import torch
 
+from app.core.priority import built_lower_priority
 from app.media.atomic import check_folder
 from app.media.concat import join_segments
 from app.media.durable import fsync_file, fsync_folder
@@ -77,6 +78,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SEGMENT_FRAMES = 120
 MAX_JOBS = 4  # segments encoding at once by default, each with a thread a core (encoder_threads)
 DEFAULT_BUFFER_MB = 1024  # frames waiting for the encoders, at most
+ENCODER_NICE_STEPS = 10  # x264's threads run this much nicer than the export's (0: as nice as they are)
 SERIAL_QUEUE_FRAMES = 8  # one segment at a time needs only a short queue to keep its encoder fed
 
 
@@ -256,19 +258,24 @@ class SegmentedVideoWriter:
 
     def _open_segment(self) -> VideoWriter:
         index = self._segment_index
-        writer = VideoWriter(
-            self.work_dir / segment_name(index),
-            self.width,
-            self.height,
-            self.fps,
-            self.time_base,
-            self.codec,
-            self.crf,
-            hardware=self._manifest.encoder.endswith("_nvenc"),
-            preset=self.preset,
-            threads=self.threads,
-            reproducible=True,
-            fsync=True,
+        # x264 starts its threads as it opens: made lower-priority, they take the cores the export's own
+        # threads leave, and never keep one of those waiting (app.core.priority).
+        writer = built_lower_priority(
+            lambda: VideoWriter(
+                self.work_dir / segment_name(index),
+                self.width,
+                self.height,
+                self.fps,
+                self.time_base,
+                self.codec,
+                self.crf,
+                hardware=self._manifest.encoder.endswith("_nvenc"),
+                preset=self.preset,
+                threads=self.threads,
+                reproducible=True,
+                fsync=True,
+            ),
+            ENCODER_NICE_STEPS,
         )
         if writer.encoder_name != self._manifest.encoder:
             if index > 0:  # segments from two encoders cannot be joined by stream copy

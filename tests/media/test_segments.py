@@ -22,6 +22,7 @@ import av
 import pytest
 import torch
 
+from app.core.priority import thread_nice
 from app.media.errors import MediaWriteError
 from app.media.labels import read_label
 from app.media.segment_work import MAX_THREADS
@@ -351,6 +352,38 @@ def test_each_segment_gets_a_thread_a_core_whatever_the_jobs(tmp_path: Path) -> 
         )
         assert writer.threads == encoder_threads() == min(MAX_THREADS, os.cpu_count() or 1)
         writer.abort()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values that threads inherit")
+def test_x264s_threads_run_nicer_than_the_exports_own(tmp_path: Path) -> None:
+    """x264 starts its threads as a segment opens: they inherit the opener's raised nice value, while
+    the caller and the segment's Python thread (which takes the GIL) keep their priority."""
+
+    def tasks() -> set[int]:
+        return {int(name) for name in os.listdir("/proc/self/task")}
+
+    def nice_of(tid: int) -> int | None:
+        try:
+            return thread_nice(tid)
+        except OSError:  # a thread another library started and ended meanwhile
+            return None
+
+    frame = _noise(1)[0]  # first: torch may start its own threads for it
+    base, before = thread_nice(), tasks()
+    writer = SegmentedVideoWriter(
+        tmp_path / "out.mp4", 160, 120, Fraction(25), hardware=False, fingerprint="f", segment_frames=5,
+        jobs=1, threads=2,
+    )  # fmt: skip
+    try:
+        writer.write(frame)  # opens the first segment
+        python_threads = {thread.native_id: thread.name for thread in threading.enumerate()}
+        native = tasks() - before - set(python_threads)  # x264's (and any a library started meanwhile)
+        assert sum(nice_of(tid) == min(19, base + 10) for tid in native) >= 2  # x264 has 2 threads
+        encoders = [tid for tid, name in python_threads.items() if name.startswith("encode-")]
+        assert encoders and all(thread_nice(tid) == base for tid in encoders)
+        assert thread_nice() == base
+    finally:
+        writer.finish()
 
 
 def test_an_encoder_failing_on_its_thread_raises_in_write_and_leaves_no_thread(tmp_path: Path) -> None:
