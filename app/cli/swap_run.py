@@ -21,7 +21,7 @@ from app.faces.identity import Combine
 from app.faces.selection import SelectionMode, SelectionSettings
 from app.inference.runtime import InferenceRuntime
 from app.models.context import AppContext
-from app.pipeline.job_queue import JobQueue
+from app.pipeline.job_queue import JobQueue, ModelsChoice
 from app.pipeline.jobs import EngineOptions, JobReport, SwapJob, run_swap
 from app.pipeline.presets import Preset, UserPresets, preset_pipeline
 from app.pipeline.settings import AnalysisSettings, PipelineSettings, read_settings_file
@@ -195,7 +195,13 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
                 target=job.target.resolve(),
                 output=job.output.resolve(),
             )
-            job_id = JobQueue(runtime).add(absolute)
+            models = None  # the models of whichever queue runs it
+            if args.models_dir is not None or args.catalog:
+                models = ModelsChoice(
+                    args.models_dir.resolve() if args.models_dir is not None else None,
+                    tuple(path.resolve() for path in args.catalog),
+                )
+            job_id = JobQueue(runtime).add(absolute, models)
             if args.json:
                 say_json({"queued": job_id})
             else:

@@ -24,6 +24,7 @@ from app.core.errors import DoppelError, SettingsError
 from app.core.paths import config_dir
 from app.core.profiling import StageTimer
 from app.inference.runtime import InferenceRuntime
+from app.models.context import build_context
 from app.pipeline.job_state import JobCancelledError, SwapJob
 from app.pipeline.jobs import run_swap
 
@@ -41,9 +42,19 @@ class JobStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class ModelsChoice:
+    """The models a job was queued with when they are not the queue's own: the models folder and the
+    extra catalog files named then (absolute paths), so it runs the same from any process or folder."""
+
+    models_dir: Path | None = None
+    catalogs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
 class QueuedJob:
     id: str
     job: SwapJob
+    models: ModelsChoice | None = None  # None: the models of the queue that runs it
     status: JobStatus = JobStatus.QUEUED
     error: str | None = None
     done: int = 0  # frames, for progress
@@ -77,8 +88,9 @@ class JobQueue:
 
     # -- editing -------------------------------------------------------------------------------------
 
-    def add(self, job: SwapJob) -> str:
-        entry = QueuedJob(uuid.uuid4().hex[:8], job)
+    def add(self, job: SwapJob, models: ModelsChoice | None = None) -> str:
+        """Queue `job`; `models`: the models folder and catalogs it needs, if not this queue's own."""
+        entry = QueuedJob(uuid.uuid4().hex[:8], job, models)
         with self._lock:
             self._jobs.append(entry)
             self._save()
@@ -160,8 +172,11 @@ class JobQueue:
                 self._jobs[self._jobs.index(current)] = replace(current, done=done, total=total)
             self._notify(replace(current, done=done, total=total))
 
+        runtime = self.runtime
         try:
-            report = run_swap(self.runtime, entry.job, progress=progress, cancel=self._cancel, timer=timer)
+            if entry.models is not None:  # its own models: a runtime of their own, for this job only
+                runtime = self._runtime_for(entry.models)
+            report = run_swap(runtime, entry.job, progress=progress, cancel=self._cancel, timer=timer)
         except JobCancelledError as exc:
             if self._stop.is_set():  # the app is closing, not the user cancelling: run it next time
                 return self._update(replace(self.get(entry.id), status=JobStatus.QUEUED, error=None))
@@ -173,6 +188,8 @@ class JobQueue:
             error = f"{type(exc).__name__}: {exc}"
             return self._update(replace(self.get(entry.id), status=JobStatus.FAILED, error=error))
         finally:
+            if runtime is not self.runtime:
+                runtime.close()
             with self._lock:
                 self._cancel, self._running_id, self._timer = None, None, None
         result: dict[str, object] = {
@@ -233,6 +250,12 @@ class JobQueue:
                 self._wake.clear()
 
     # -- state ---------------------------------------------------------------------------------------
+
+    def _runtime_for(self, models: ModelsChoice) -> InferenceRuntime:
+        """The job's models folder and catalogs (a missing one fails the job, naming it), with this
+        queue's inference settings."""
+        context = build_context(models.models_dir, list(models.catalogs))
+        return InferenceRuntime(context.store, self.runtime.settings)
 
     def _update(self, entry: QueuedJob) -> QueuedJob:
         with self._lock:

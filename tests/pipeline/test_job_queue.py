@@ -13,7 +13,7 @@ from skimage import data
 from app.core.errors import DoppelError
 from app.core.profiling import StageTimer
 from app.inference.runtime import InferenceRuntime
-from app.pipeline.job_queue import JobQueue, JobStatus, QueuedJob
+from app.pipeline.job_queue import JobQueue, JobStatus, ModelsChoice, QueuedJob
 from app.pipeline.job_state import EngineOptions, SwapJob
 from app.pipeline.jobs import run_swap
 from tests.support.media import make_clip
@@ -48,6 +48,21 @@ def test_jobs_run_in_order_and_a_failure_does_not_stop_the_queue(
     assert by_id[broken].status is JobStatus.FAILED and "missing.png" in (by_id[broken].error or "")
     assert (tmp_path / "a.png").is_file() and (tmp_path / "c.png").is_file()
     assert by_id[first].result["faces_swapped"] == 1
+
+
+def test_a_job_keeps_its_models_and_a_catalog_gone_since_fails_it_by_name(
+    runtime: InferenceRuntime, face: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "queue.json"
+    gone = tmp_path / "gone.catalog.json"
+    queued = JobQueue(runtime, path).add(image_job(face, tmp_path / "a.png"), ModelsChoice(None, (gone,)))
+    after = JobQueue(runtime, path).add(image_job(face, tmp_path / "b.png"))
+    reopened = JobQueue(runtime, path)  # another process: the choice was saved with the job
+    assert reopened.get(queued).models == ModelsChoice(None, (gone,)) and reopened.get(after).models is None
+    reopened.run_all()
+    failed = reopened.get(queued)
+    assert failed.status is JobStatus.FAILED and str(gone) in (failed.error or "")
+    assert reopened.get(after).status is JobStatus.DONE and not (tmp_path / "a.png").exists()
 
 
 def test_the_queue_survives_a_restart_and_requeues_what_was_running(

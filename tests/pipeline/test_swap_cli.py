@@ -273,7 +273,9 @@ def test_enqueue_then_run_the_queue(setup: dict[str, Path], tmp_path: Path) -> N
     assert [j["status"] for j in jobs] == ["queued", "queued"]
     assert jobs[0]["id"] == json.loads(first.stdout)["queued"]
     assert not (tmp_path / "one.png").exists()  # queued, not run
-    ran = run("queue", "run", "--models-dir", str(setup["models"]), "--catalog", str(setup["catalog"]))
+    # Each job kept the models folder and catalog it was queued with: the queue runs them without either
+    # flag, from another folder.
+    ran = run("queue", "run", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert (tmp_path / "one.png").is_file() and (tmp_path / "two.png").is_file()
     statuses = [j["status"] for j in json.loads(run("queue", "list", "--json").stdout)]

@@ -12,7 +12,7 @@ MAIN = ROOT / "main.py"
 
 
 def run(
-    *args: str, env: dict[str, str] | None = None, script: Path = MAIN
+    *args: str, env: dict[str, str] | None = None, script: Path = MAIN, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(script), *args],
@@ -20,5 +20,6 @@ def run(
         text=True,
         timeout=180,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         check=False,
     )
