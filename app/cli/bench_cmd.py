@@ -118,6 +118,13 @@ def run_bench_command(args: argparse.Namespace, ctx: AppContext) -> int:
     return 1 if failed else 0
 
 
+def _figure(value: Any) -> str:
+    """A measured figure for the table: n/a where it was not measured (no GPU, a skipped part)."""
+    if value is None:
+        return "n/a"
+    return str(round(value, 2)) if isinstance(value, float) else str(value)
+
+
 def _print(report: dict[str, Any]) -> None:
     machine, results = report["machine"], report["results"]
     say(f"Doppel bench on {machine['gpu'] or 'CPU'} ({machine['platform']}), clip {report['clip']['size']}")
@@ -166,7 +173,8 @@ def _print(report: dict[str, Any]) -> None:
         )
     traced = export.get("trace")
     if traced is not None:
-        say(f"Traced run ({traced['file']}): GPU busy {traced['gpu_busy_pct']} % of {traced['window_s']} s")
+        busy = "n/a (no GPU)" if traced["gpu_busy_pct"] is None else f"{traced['gpu_busy_pct']} %"
+        say(f"Traced run ({traced['file']}): GPU busy {busy} of {traced['window_s']} s")
         threads = [
             [name, str(t["in_torch_calls_ms"]), str(t["torch_calls"]), str(t["in_syncs_ms"]), str(t["syncs"])]
             for name, t in traced["threads_per_frame"].items()
@@ -176,5 +184,5 @@ def _print(report: dict[str, Any]) -> None:
         if streams:
             table(streams, header=["CUDA stream", "busy ms/frame", "kernels"])
     marks = {True: "met", False: "MISSED", None: "not measured"}
-    targets = [[t["figure"], t["target"], str(t["measured"]), marks[t["met"]]] for t in report["targets"]]
+    targets = [[t["figure"], t["target"], _figure(t["measured"]), marks[t["met"]]] for t in report["targets"]]
     table(targets, header=["figure", "target", "measured", ""])

@@ -33,18 +33,24 @@ EXIT_ERROR = 1  # 0: success; 2: bad usage (argparse)
 
 
 def _common_options() -> argparse.ArgumentParser:
+    """Every command's options. Those the top-level parser also takes (before the command) default to
+    SUPPRESS here: a sub-command's own default would otherwise overwrite `main.py -v COMMAND`'s value."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--models-dir", type=Path, metavar="DIR", help="folder holding the models")
+    common.add_argument(
+        "--models-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS, help="folder holding the models"
+    )
     common.add_argument(
         "--catalog",
         type=Path,
         action="append",
-        default=[],
+        default=argparse.SUPPRESS,
         metavar="FILE",
         help="extra catalog file (JSON entries; same ids replace built-ins); repeatable",
     )
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging on stderr"
+    )
     return common
 
 

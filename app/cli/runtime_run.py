@@ -91,10 +91,12 @@ def check_env(args: argparse.Namespace, ctx: AppContext) -> int:
     for entry in ort["providers"]:
         say(f"  {provider_line(entry)}")
     versions = report["versions"]
+    cuda = versions["cuda (torch build)"]
     say(
-        f"torch {versions['torch']} (device {report['torch_device']}), CUDA {versions['cuda (torch build)']},"
+        f"torch {versions['torch']} (device {report['torch_device']}, "
+        + (f"built with CUDA {cuda})" if cuda else "a CPU build, without CUDA)")
     )
-    say(f"cuDNN {versions['cudnn']}, TensorRT {versions['tensorrt']}")
+    say(f"cuDNN {versions['cudnn'] or 'not installed'}; TensorRT {versions['tensorrt'] or 'not installed'}")
     gpu = report["gpu"]
     if gpu["present"]:
         for device in gpu["devices"]:

@@ -20,8 +20,7 @@ import csv
 import io
 import json
 import logging
-import os
-import tempfile
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -188,11 +187,12 @@ def write_profile(
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    # A file of the user's, beside their export: the mode their umask gives (mkstemp's would be 0600).
+    tmp = path.with_name(f".{path.name}-{secrets.token_hex(4)}.partial")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with tmp.open("x", encoding="utf-8", newline="") as handle:
             handle.write(text)
-        Path(tmp).replace(path)  # os.replace: atomic on POSIX and Windows
+        tmp.replace(path)  # os.replace: atomic on POSIX and Windows
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -6,7 +6,7 @@ noise: image inputs are smooth random pictures in 0..255, normalised as the cata
 crop looks like to the model, in range and in spatial correlation); vector inputs are unit vectors (what
 identity latents are). Each output of each sample is compared by cosine similarity; a rewrite passes
 when the mean over samples is at least `mean_at_least` and the worst at least `min_at_least` for every
-output (seed 001's thresholds for ArcFace: 0.995 and 0.99), and every value is finite.
+output (by default the thresholds set for ArcFace identities: 0.995 and 0.99), and every value is finite.
 """
 
 from __future__ import annotations

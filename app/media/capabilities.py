@@ -7,8 +7,10 @@ neither, and users deserve to know before an export falls back to a software enc
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import cast
 
 import av
@@ -35,13 +37,25 @@ class MediaCapabilities:
     encoders: tuple[Capability, ...]
 
 
+NO_NVIDIA_GPU = "no NVIDIA GPU on this machine"
+
+
 def _explain(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def nvidia_gpu_absent() -> bool:
+    """True where it is certain that no NVIDIA GPU is present (Linux without /dev/nvidia0, …), so NVENC
+    and NVDEC can be reported as absent instead of by FFmpeg's errno ("Operation not permitted");
+    elsewhere False, and FFmpeg's own error stands."""
+    return sys.platform == "linux" and not any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def _cuda_decode() -> Capability:
     if "cuda" not in hwdevices_available():
         return Capability("cuda decode", False, "this FFmpeg build has no CUDA hardware device type")
+    if nvidia_gpu_absent():
+        return Capability("cuda decode", False, NO_NVIDIA_GPU)
     try:
         context = av.CodecContext.create("h264", "r", hwaccel=HWAccel("cuda", allow_software_fallback=False))
         context.open()
@@ -56,6 +70,8 @@ def probe_encoder(name: str) -> Capability:
         return Capability(name, False, "not in this FFmpeg build")
     if name in SOFTWARE_ENCODERS:
         return Capability(name, True)  # software encoders open anywhere; opening them only prints banners
+    if name in HARDWARE_ENCODERS and nvidia_gpu_absent():
+        return Capability(name, False, NO_NVIDIA_GPU)
     try:
         context = cast(VideoCodecContext, av.CodecContext.create(name, "w"))
         context.width, context.height = 256, 256

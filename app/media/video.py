@@ -44,6 +44,7 @@ from av.packet import Packet
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from app.media.capabilities import NO_NVIDIA_GPU, nvidia_gpu_absent
 from app.media.errors import MediaReadError
 from app.media.video_writer import VIDEO_SUFFIXES, VideoWriter
 from app.media.yuv import GpuFrameConverter
@@ -369,6 +370,8 @@ def _nvdec_problem(cuda_index: int) -> str | None:
     """Why NVDEC cannot be used on this CUDA device, or None; found once by creating a CUDA device."""
     if "cuda" not in hwdevices_available():
         return "this FFmpeg build has no CUDA hardware device type"
+    if nvidia_gpu_absent():
+        return NO_NVIDIA_GPU
     try:
         hwaccel = HWAccel("cuda", device=str(cuda_index), allow_software_fallback=False)
         av.CodecContext.create("h264", "r", hwaccel=hwaccel)

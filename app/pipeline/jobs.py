@@ -54,8 +54,9 @@ def _check_paths(job: SwapJob) -> Literal["image", "video"]:
     kind: Literal["image", "video"] = "image" if is_image(job.target) else "video"
     allowed = IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES
     if job.output.suffix.lower() not in allowed:
+        what = "an image" if kind == "image" else "a video"
         raise MediaWriteError(
-            f"Cannot write {job.output}: a {kind} target needs a {kind} output ({', '.join(allowed)})"
+            f"Cannot write {job.output}: {what} target needs {what} output ({', '.join(allowed)})"
         )
     if job.output.resolve() == job.target.resolve():
         raise MediaWriteError(f"Cannot write {job.output}: it is the target itself; choose another name")

@@ -41,6 +41,16 @@ def test_help_for_every_command() -> None:
         assert result.returncode == 0 and "usage:" in result.stdout
 
 
+def test_common_options_work_before_the_command_too(tmp_path: Path) -> None:
+    """`main.py -v COMMAND` and `main.py --models-dir DIR COMMAND` are not overwritten by the command's
+    own defaults."""
+    verbose = run("-v", "check-env", "--no-probe")
+    assert verbose.returncode == 0 and "DEBUG" in verbose.stderr
+    assert "DEBUG" not in run("check-env", "--no-probe").stderr
+    listed = json.loads(run("--models-dir", str(tmp_path), "models", "list", "--json").stdout)
+    assert listed["models_dir"] == str(tmp_path) and listed["models_dir_origin"] == "--models-dir"
+
+
 def test_bad_usage_exits_2() -> None:
     assert run("models", "frobnicate").returncode == 2
     result = run("models", "download")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -105,6 +106,10 @@ def test_write_profile_writes_csv_and_json(tmp_path: Path) -> None:
     assert document["samples_ms"]["detect"] == [1.0, 2.0, 3.0]
     assert document["stages"]["detect"]["mean_ms"] == pytest.approx(2.0)
     assert sorted(p.name for p in csv_path.parent.iterdir()) == ["clip.profile.csv", "clip.profile.json"]
+    if os.name == "posix":  # the user's files, with the mode their umask gives (not a temp file's 0600)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        assert {p.stat().st_mode & 0o777 for p in (csv_path, json_path)} == {0o666 & ~umask}
 
 
 def test_nvtx_is_a_no_op_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,13 +76,16 @@ def test_check_env_says_plainly_there_is_no_gpu(standin_dir: Path) -> None:
     assert providers["cpu"]["usable"] and not providers["cuda"]["usable"] and providers["cuda"]["reason"]
     assert report["gpu"]["present"] is False and report["torch_device"] == "cpu"
     assert report["models"]["counts"]["stand-in"] >= 10
-    assert report["media"]["cuda_decode"]["available"] is False and report["media"]["cuda_decode"]["reason"]
+    no_gpu = {"available": False, "reason": "no NVIDIA GPU on this machine"}  # not FFmpeg's errno
+    assert report["media"]["cuda_decode"] == {"name": "cuda decode", **no_gpu}
+    assert {"name": "h264_nvenc", **no_gpu} in report["media"]["encoders"]
     assert {"name": "libx264", "available": True, "reason": None} in report["media"]["encoders"]
     text = run("check-env", "--models-dir", str(standin_dir))
     assert (
         text.returncode == 0
         and "CUDA: not usable: this onnxruntime build has no CUDA provider" in text.stdout
     )
+    assert "a CPU build, without CUDA" in text.stdout and "None" not in text.stdout
 
 
 def test_check_env_shows_fallbacks_recorded_by_earlier_runs(standin_dir: Path) -> None:

@@ -186,7 +186,10 @@ def test_bad_inputs_fail_clearly_and_write_nothing(setup: dict[str, Path], tmp_p
 
     nowhere = tmp_path / "no-such-folder" / "out.png"
     assert "does not exist" in _bad(setup, tmp_path, astronaut, astronaut, nowhere)
-    assert "needs a image output" not in _bad(setup, tmp_path, astronaut, clip, tmp_path / "g.png")
+    assert "a video target needs a video output" in _bad(setup, tmp_path, astronaut, clip, tmp_path / "g.png")
+    assert "an image target needs an image output" in _bad(
+        setup, tmp_path, astronaut, astronaut, tmp_path / "h.mp4"
+    )
 
 
 def test_bad_flag_values_are_usage_errors(setup: dict[str, Path], tmp_path: Path) -> None:
