@@ -95,6 +95,11 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--software-encoder", action="store_true", help="never use NVENC")
     out.add_argument(
+        "--require-faces",
+        action="store_true",
+        help="refuse a video with no face in any frame (default: write it through, nothing swapped)",
+    )
+    out.add_argument(
         "--profile",
         action="store_true",
         help="time each stage (waits for the GPU per stage); writes OUTPUT.profile.csv and .json",

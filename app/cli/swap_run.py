@@ -187,6 +187,7 @@ def swap_faces(args: argparse.Namespace, ctx: AppContext) -> int:
             crf=args.crf,
             x264_preset=args.x264_preset,
             hardware_encoder=not args.software_encoder,
+            require_faces=args.require_faces,
         )
         if args.enqueue:
             absolute = dataclasses.replace(  # the queue may be run from another folder

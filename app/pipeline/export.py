@@ -122,9 +122,14 @@ def export_video(
             writer.work.remove()
             raise DoppelError(f"Target {job.target} has no video frames that could be decoded")
         if report.faces_swapped == 0 and start == 0:
-            writer.abort()
-            writer.work.remove()  # nothing worth resuming
-            raise NoFaceError(f"No face found in any frame of {job.target}: nothing was written")
+            if job.require_faces:
+                writer.abort()
+                writer.work.remove()  # nothing worth resuming
+                raise NoFaceError(f"No face found in any frame of {job.target}: nothing was written")
+            report.notes.append(
+                f"no face found in any frame of {job.target}: written through with no face swapped "
+                "(--require-faces refuses such a video)"
+            )
         finishing = time.perf_counter()
         writer.finish()  # the encoders' last frames, then the join
         report.waits["finish_on_encoders"] = round(time.perf_counter() - finishing, 3)

@@ -198,6 +198,7 @@ class JobQueue:
             "seconds": round(report.seconds, 2),
             "fps": round(report.fps, 2),
             "resumed_from": report.resumed_from,
+            "notes": list(report.notes),  # what the job left alone or changed, for the list and the studio
         }
         return self._update(replace(self.get(entry.id), status=JobStatus.DONE, result=result))
 

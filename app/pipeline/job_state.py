@@ -100,6 +100,9 @@ class SwapJob:
     x264_preset: X264Preset = "veryfast"
     hardware_encoder: bool = True
     quality: int = 95  # JPEG / WebP
+    # A video with no face in any frame: False writes it through (nothing swapped, with a note), True
+    # refuses it and writes nothing.
+    require_faces: bool = False
 
     def __post_init__(self) -> None:
         frames = [marker.frame for marker in self.markers]

@@ -192,6 +192,28 @@ def test_bad_inputs_fail_clearly_and_write_nothing(setup: dict[str, Path], tmp_p
     )
 
 
+def test_a_video_without_faces_is_written_through_unless_faces_are_required(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    faceless = make_clip(
+        tmp_path / "cards.mp4", seconds=1.0, fps=10, size=(320, 240), image=pattern(240, 320)
+    )
+    output = tmp_path / "out.mp4"
+    result = swap(setup, "-s", str(setup["astronaut"]), "-t", str(faceless), "-o", str(output), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["faces_swapped"] == 0 and report["frames"] == 10
+    assert any("no face found in any frame" in note and "written through" in note for note in report["notes"])
+    with av.open(str(output)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 10
+    refused = tmp_path / "refused.mp4"
+    required = swap(
+        setup, "-s", str(setup["astronaut"]), "-t", str(faceless), "-o", str(refused), "--require-faces"
+    )
+    assert required.returncode == 1 and "No face found in any frame" in required.stderr
+    assert not refused.exists() and leftovers(tmp_path) == []
+
+
 def test_bad_flag_values_are_usage_errors(setup: dict[str, Path], tmp_path: Path) -> None:
     io = ("-s", str(setup["astronaut"]), "-t", str(setup["astronaut"]), "-o", str(tmp_path / "x.png"))
     assert swap(setup, *io, "--strength", "3").returncode == 2
