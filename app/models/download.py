@@ -10,15 +10,18 @@ disk lacks space. `requests` does the HTTP (well kept, handles redirects, proxie
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -96,6 +99,10 @@ class Downloader:
         self.options = options or DownloadOptions()
         self.on_event = on_event
         self._cancel = threading.Event()
+        # Hosts that did not resolve or refused the connection in this run: no retries on them, and
+        # their other URLs fail at once (offline, the default set fails in seconds, not minutes).
+        self._down_hosts: dict[str, str] = {}
+        self._down_lock = threading.Lock()
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -150,7 +157,7 @@ class Downloader:
             return DownloadResult(entry.id, None, "cancelled", exc)
         except DoppelError as exc:
             self._emit(entry, EventKind.FAILED, message=str(exc))
-            log.error("%s", exc)
+            log.info("%s", exc)  # the FAILED event carries it to the user, once
             return DownloadResult(entry.id, None, "failed", exc)
         if fetched:
             self._emit(entry, EventKind.DONE, done=entry.size, total=entry.size, message=str(path))
@@ -179,7 +186,7 @@ class Downloader:
                 self._fetch_from(entry, url)
             except _UrlFailed as failure:
                 failures.append(failure)
-                log.warning("Model %s: %s", entry.id, failure)
+                log.info("Model %s: %s", entry.id, failure)  # and as a FALLBACK event
                 if index + 1 < len(entry.urls):
                     self._emit(entry, EventKind.FALLBACK, url=url, message=f"{failure}; trying the next mirror")
                 continue
@@ -189,6 +196,11 @@ class Downloader:
 
     def _fetch_from(self, entry: ModelEntry, url: str) -> None:
         """Fetch `url` into the .part file with retries, verify, then move into place."""
+        host = _host_of(url)
+        with self._down_lock:
+            down = self._down_hosts.get(host)
+        if down is not None:
+            raise _UrlFailed(url, f"not tried: {host} {down} (found earlier in this run)", unreachable=True)
         attempts = self.options.retries + 1
         for attempt in range(attempts):
             self._check_cancel(entry)
@@ -218,6 +230,11 @@ class Downloader:
         except requests.exceptions.SSLError as exc:
             raise _UrlFailed(url, f"TLS error: {_root_cause(exc)}") from exc
         except requests.exceptions.ConnectionError as exc:
+            host = _host_of(url)
+            if (final := _final_connect_failure(exc)) is not None:
+                with self._down_lock:
+                    self._down_hosts.setdefault(host, final)
+                raise _UrlFailed(url, f"cannot connect: {host} {final}", unreachable=True) from exc
             raise _Transient(f"cannot connect: {_root_cause(exc)}", unreachable=True) from exc
         with response:
             try:
@@ -336,6 +353,38 @@ def _total_size(response: requests.Response, offset: int) -> int | None:
             return int(tail)
     length = response.headers.get("Content-Length")
     return offset + int(length) if length and length.isdigit() else None
+
+
+def _host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything behind it: causes, contexts, and the errors requests and urllib3 wrap in
+    their arguments and `reason`."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(e for e in wrapped if isinstance(e, BaseException))
+
+
+def _final_connect_failure(exc: BaseException) -> str | None:
+    """What no retry can change about the host (its name does not resolve, it refuses connections,
+    there is no route to it), said of it; None for a failure worth retrying (a reset, a drop)."""
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return "does not resolve"
+        if isinstance(cause, ConnectionRefusedError):
+            return "refuses connections"
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "cannot be reached (no route)"
+    return None
 
 
 def _root_cause(exc: BaseException) -> str:

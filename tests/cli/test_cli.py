@@ -89,6 +89,9 @@ def test_download_verify_and_path_end_to_end(tmp_path: Path, file_server: FileSe
     models = tmp_path / "models"
     common = ["--catalog", str(catalog), "--models-dir", str(models)]
 
+    piped = run("models", "download", "local_good", *common)  # not a terminal: a line a model, no bars
+    assert piped.returncode == 0 and "local_good: present" in piped.stderr and "%|" not in piped.stderr
+    (models / "local_good.onnx").unlink()
     result = run("models", "download", "local_good", "local_other", "--json", *common)
     assert result.returncode == 0, result.stderr
     statuses = {r["id"]: r["status"] for r in json.loads(result.stdout)}
@@ -121,6 +124,9 @@ def test_failed_download_exits_1_and_names_the_url(tmp_path: Path, file_server: 
     )
     assert result.returncode == 1
     assert "nowhere.onnx: HTTP 404 Not Found" in result.stdout + result.stderr
+    # piped, not a terminal: no progress bars, and the failure said once
+    assert "%|" not in result.stderr and "\r" not in result.stderr
+    assert (result.stdout + result.stderr).count("local_missing: failed") == 1
 
 
 def test_models_dir_from_environment(tmp_path: Path) -> None:

@@ -169,6 +169,30 @@ def test_unreachable_network_is_named(tmp_path: Path) -> None:
         downloader.download(entry)
 
 
+def test_a_host_that_does_not_resolve_or_refuses_fails_at_once_and_is_not_tried_again(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    """Offline, retrying a name that does not resolve or a port that refuses only wastes the user's time:
+    each such URL fails on its first try, and the run's later URLs on the same host are not tried."""
+    data = blob(40_000, seed=9)
+    file_server.files["/m.onnx"] = data
+    nowhere, refused = "https://doppel-test.invalid/a.onnx", f"http://127.0.0.1:{closed_port()}/a.onnx"
+    first = entry_for("first", data, [nowhere, refused, file_server.url("m.onnx")])
+    second = entry_for("second", b"s" * 64, ["https://doppel-test.invalid/b.onnx", refused.replace("a.", "b.")])
+    options = DownloadOptions(retries=4, backoff_s=5.0, timeout_s=2.0, progress_interval_s=0, parallel=1)
+    downloader, _, events = make(tmp_path, first, second, options=options)
+
+    assert downloader.download(first).read_bytes() == data  # from the third URL, with no backoff waited
+    with pytest.raises(NetworkUnreachableError) as failure:
+        downloader.download(second)
+    assert not [e for e in events if e.kind is EventKind.RETRY]
+    reasons = [e.message for e in events if e.kind is EventKind.FALLBACK and e.model_id == "first"]
+    assert "doppel-test.invalid does not resolve" in reasons[0] and "refuses connections" in reasons[1]
+    message = str(failure.value)
+    assert "b.onnx: not tried: doppel-test.invalid does not resolve (found earlier in this run)" in message
+    assert "refuses connections (found earlier in this run)" in message
+
+
 def test_parallel_downloads_respect_the_limit(tmp_path: Path, file_server: FileServer) -> None:
     file_server.hold_s = 0.02  # slow streams so transfers overlap
     entries = []
