@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self.casting.settings_changed.connect(self.settings_panel.set_settings)
         self.status.latest.connect(self.statusBar().showMessage)
         self.model_manager.message.connect(self.status.add)
+        self.model_manager.problem.connect(lambda text: self.status.add(text, "error"))
         self.model_manager.busy_changed.connect(
             lambda busy: None if busy else self.settings_panel.refresh_models()  # new "(not installed)" marks
         )

@@ -41,6 +41,7 @@ class _EventBridge(QObject):
 class ModelManager(QWidget):
     busy_changed = Signal(bool)
     message = Signal(str)
+    problem = Signal(str)  # a download that did not finish: shown as an error
 
     def __init__(
         self,
@@ -82,6 +83,11 @@ class ModelManager(QWidget):
         self.download_needed_button.setToolTip("The detector, swapper, restorer and masks now chosen")
         self.download_needed_button.setVisible(self.needed is not None)
         self.download_needed_button.clicked.connect(self.download_needed)
+        self.retry_button = QPushButton("Retry failed")
+        self.retry_button.setToolTip("Download again the models of the last batch that did not finish")
+        self.retry_button.setEnabled(False)
+        self.retry_button.clicked.connect(self.retry_failed)
+        self._failed: list[ModelEntry] = []
         self.cancel_button = QPushButton("Cancel")
         self.verify_button = QPushButton("Verify files")
         self.trust_box = QCheckBox("Trust unverified hashes")
@@ -103,6 +109,7 @@ class ModelManager(QWidget):
             self.download_selected_button,
             self.download_default_button,
             self.download_all_button,
+            self.retry_button,
             self.cancel_button,
             self.verify_button,
             self.trust_box,
@@ -194,6 +201,10 @@ class ModelManager(QWidget):
             return
         self.download(wanted)
 
+    def retry_failed(self) -> None:
+        """The last batch's models that did not finish, once more (their partial files resume)."""
+        self.download(list(self._failed))
+
     def cancel(self) -> None:
         if self._downloader is not None:
             self._downloader.cancel()
@@ -230,6 +241,7 @@ class ModelManager(QWidget):
             self.verify_button,
         ):
             button.setEnabled(not busy)
+        self.retry_button.setEnabled(not busy and bool(self._failed))
         self.cancel_button.setEnabled(busy and self._downloader is not None)
         self.busy_changed.emit(busy)
 
@@ -250,11 +262,15 @@ class ModelManager(QWidget):
     def _downloads_done(self, results: list[DownloadResult]) -> None:
         failed = [r for r in results if not r.ok]
         for result in failed:
-            self.message.emit(f"{result.model_id}: {result.status}: {result.error}")
+            self.problem.emit(f"{result.model_id}: {result.status}: {result.error}")
+        self._failed = [self.ctx.catalog.get(r.model_id) for r in failed]
+        self.retry_button.setEnabled(bool(self._failed))
         self.refresh(self.ctx.store.status(self.ctx.catalog.get(r.model_id)) for r in results)
         ok = len(results) - len(failed)
         if failed:
-            self.message.emit(f"{ok} of {len(results)} models ready; {len(failed)} did not finish.")
+            self.problem.emit(
+                f"{ok} of {len(results)} models ready; {len(failed)} did not finish (Models → Retry failed)."
+            )
         else:
             self.message.emit(f"{ok} model(s) ready.")
         self._downloader = None

@@ -95,16 +95,25 @@ def test_verify_flags_a_corrupt_file(qtbot, tmp_path: Path) -> None:
     assert "corrupt: gui_verify" in window.statusBar().currentMessage()
 
 
-def test_failed_download_is_explained(qtbot, tmp_path: Path, file_server: FileServer) -> None:
+def test_failed_download_is_an_error_with_a_retry(qtbot, tmp_path: Path, file_server: FileServer) -> None:
     entry = entry_for("gui_gone", b"x" * 64, [file_server.url("gone.onnx")])
     window, manager = open_window(qtbot, tmp_path, Catalog([entry]))
-    messages: list[str] = []
-    manager.message.connect(messages.append)
+    problems: list[str] = []
+    manager.problem.connect(problems.append)
+    assert not manager.retry_button.isEnabled()
     with until_idle(qtbot, manager):
         manager.download(list(manager.ctx.catalog))
     assert manager.state_text("gui_gone") == "missing"
-    assert any("gone.onnx: HTTP 404 Not Found" in m for m in messages)
-    assert "0 of 1 models ready; 1 did not finish." in window.statusBar().currentMessage()
+    assert any("gone.onnx: HTTP 404 Not Found" in p for p in problems)
+    assert "0 of 1 models ready; 1 did not finish" in window.statusBar().currentMessage()
+    errors = [e.text for e in window.status.entries() if e.level == "error"]
+    assert any("gone.onnx: HTTP 404 Not Found" in text for text in errors)  # not with the info icon
+    assert manager.retry_button.isEnabled()
+
+    file_server.files["/gone.onnx"] = b"x" * 64  # the server has it now
+    with until_idle(qtbot, manager):
+        qtbot.mouseClick(manager.retry_button, Qt.MouseButton.LeftButton)
+    assert manager.state_text("gui_gone") == "present" and not manager.retry_button.isEnabled()
 
 
 def test_download_what_the_settings_need(qtbot, tmp_path: Path, file_server: FileServer) -> None:
