@@ -25,6 +25,7 @@ from app.models.context import build_context
 from app.pipeline.live import PacedVideo
 from app.pipeline.previewer import PreviewFrame
 from app.pipeline.settings import AnalysisSettings, PipelineSettings
+from app.pipeline.warmer import ModelWarmer
 from app.processing.settings import ProcessingSettings, RestoreSettings, SwapSettings
 from app.ui.export_panel import ExportChoice
 from app.ui.main_window import MainWindow
@@ -94,8 +95,19 @@ def test_scrubbing_to_a_frame_shows_that_frame_processed(qtbot, window: MainWind
 
 
 def test_the_first_swapped_frame_is_a_draft_while_the_restorer_loads(
-    qtbot, window: MainWindow, tmp_path: Path
+    qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The restorer's load is held until the first swapped frame is shown, so that frame is the draft
+    # however fast the load would have been (without the hold, a quick load made it a full frame).
+    first_swap_shown = threading.Event()
+    warm = ModelWarmer._warm
+
+    def held(self: ModelWarmer, model_id: str) -> None:
+        if model_id == "gfpgan_1.4":
+            first_swap_shown.wait(30)
+        warm(self, model_id)
+
+    monkeypatch.setattr(ModelWarmer, "_warm", held)
     photo = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()[::2, ::2].copy()).save(photo)  # 256 x 256
     restoring = STUDIO.model_copy(
@@ -110,7 +122,13 @@ def test_the_first_swapped_frame_is_a_draft_while_the_restorer_loads(
     unswapped = shown(qtbot, window, lambda: window.open_media(photo))
     assert not unswapped.swapped and unswapped.pending == ()  # nothing to swap: nothing to wait for
     frames: list[PreviewFrame] = []
-    window.controller.frame_ready.connect(lambda result: frames.append(result.result))
+
+    def arrived(result) -> None:  # type: ignore[no-untyped-def]
+        frames.append(result.result)
+        if result.result.swapped:
+            first_swap_shown.set()
+
+    window.controller.frame_ready.connect(arrived)
     bar = window.statusBar()
     said: list[str] = []
     bar.messageChanged.connect(said.append)
