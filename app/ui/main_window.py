@@ -36,6 +36,7 @@ from app.inference.runtime import InferenceRuntime
 from app.media.image_writer import IMAGE_SUFFIXES
 from app.media.video import VIDEO_SUFFIXES
 from app.models.context import AppContext
+from app.models.store import ModelState
 from app.pipeline.job_queue import JobQueue
 from app.pipeline.job_state import JobState, SwapJob
 from app.pipeline.preview import PreviewResult
@@ -119,8 +120,15 @@ class MainWindow(QMainWindow):
             self.runtime.usable, self.runtime.settings.provider, self._gpu_name()
         ):
             self.status.add(message)
-        present = sum(status.usable for status in ctx.store.statuses())
+        statuses = ctx.store.statuses()
+        present = sum(status.usable for status in statuses)
         self.status.add(f"{present} of {len(ctx.catalog)} models present.")
+        if not any(status.state is ModelState.PRESENT for status in statuses):
+            # No real model yet (stand-ins are not): the first thing to do is in front.
+            self.models_dock.raise_()
+            self.status.add(
+                "No real models yet: press Download default set (★) in Models (about 1 GB).", "warning"
+            )
 
     # -- layout ----------------------------------------------------------------------------------------
 
@@ -140,7 +148,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.status)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.performance)
         self.tabifyDockWidget(self.status, self.performance)
-        models = _dock("Models", self.model_manager, "models")
+        self.models_dock = models = _dock("Models", self.model_manager, "models")
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, models)
         self.tabifyDockWidget(self.performance, models)
         export = _dock("Export", self.export, "export")

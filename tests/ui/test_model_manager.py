@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTabBar
 
 from app.core.settings import Settings
 from app.models.catalog import Catalog, load_catalog
@@ -39,7 +40,8 @@ def test_window_lists_the_real_catalog(qtbot, tmp_path: Path) -> None:
     assert manager.table.rowCount() == len(catalog)
     assert manager.state_text("inswapper_128_fp16") == "missing"
     assert "non-commercial" in manager.table.item(manager._rows["inswapper_128_fp16"], 3).text()
-    assert window.statusBar().currentMessage() == f"0 of {len(catalog)} models present."
+    assert f"0 of {len(catalog)} models present." in [e.text for e in window.status.entries()]
+    assert "Download default set" in window.statusBar().currentMessage()  # the call to act, last
 
 
 def served(file_server: FileServer, model_id: str, data: bytes, hold_s: float) -> Catalog:
@@ -47,6 +49,32 @@ def served(file_server: FileServer, model_id: str, data: bytes, hold_s: float) -
     file_server.files[f"/{model_id}.onnx"] = data
     file_server.hold_s = hold_s
     return Catalog([entry_for(model_id, data, [file_server.url(f"{model_id}.onnx")])])
+
+
+def _front_bottom_tab(window: MainWindow) -> str:
+    bar = next(
+        b for b in window.findChildren(QTabBar) if "Models" in [b.tabText(i) for i in range(b.count())]
+    )
+    return bar.tabText(bar.currentIndex())
+
+
+def test_first_start_without_a_real_model_puts_the_model_manager_in_front(qtbot, tmp_path: Path) -> None:
+    window, _ = open_window(qtbot, tmp_path, load_catalog())
+    window.show()
+    qtbot.waitExposed(window)
+    assert _front_bottom_tab(window) == "Models"
+    assert any(e.level == "warning" and "Download default set" in e.text for e in window.status.entries())
+
+
+def test_with_a_real_model_the_messages_stay_in_front(qtbot, tmp_path: Path) -> None:
+    data = blob(4_000, seed=3)
+    entry = entry_for("gui_real", data, ["https://example.invalid/gui_real.onnx"])
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / entry.file).write_bytes(data)  # its catalog hash: present, not a stand-in
+    window, _ = open_window(qtbot, tmp_path, Catalog([entry]))
+    window.show()
+    qtbot.waitExposed(window)
+    assert _front_bottom_tab(window) == "Messages"
 
 
 def test_download_selected_with_progress(qtbot, tmp_path: Path, file_server: FileServer) -> None:
