@@ -44,11 +44,14 @@ def _explain(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def nvidia_gpu_absent() -> bool:
-    """True where it is certain that no NVIDIA GPU is present (Linux without /dev/nvidia0, …), so NVENC
-    and NVDEC can be reported as absent instead of by FFmpeg's errno ("Operation not permitted");
-    elsewhere False, and FFmpeg's own error stands."""
-    return sys.platform == "linux" and not any(Path("/dev").glob("nvidia[0-9]*"))
+def nvidia_gpu_absent(dev: Path = Path("/dev")) -> bool:
+    """True where it is certain that no NVIDIA GPU is present (Linux with neither /dev/nvidia0, … nor
+    WSL2's /dev/dxg, through which WSL reaches the GPU), so NVENC and NVDEC can be reported as absent
+    instead of by FFmpeg's errno ("Operation not permitted"); elsewhere False, and FFmpeg's own error
+    stands."""
+    if sys.platform != "linux":
+        return False
+    return not any(dev.glob("nvidia[0-9]*")) and not (dev / "dxg").exists()
 
 
 def _cuda_decode() -> Capability:

@@ -5,6 +5,7 @@ swscale, which VideoSource uses. The CUDA tests run where a GPU is present."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -250,3 +251,13 @@ def test_a_consumer_on_its_own_stream_gets_finished_frames(clip: Path) -> None:
     assert len(sums) == len(expected)
     pixels = reference[0].numel()
     assert all(abs(int(s) - int(e)) <= 2 * pixels for s, e in zip(sums, expected, strict=True))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="device nodes are read on Linux only")
+def test_no_nvidia_gpu_is_said_only_without_its_device_nodes(tmp_path: Path) -> None:
+    assert nvidia_gpu_absent(tmp_path)  # no /dev/nvidia0 and no WSL2 /dev/dxg
+    (tmp_path / "nvidia0").touch()
+    assert not nvidia_gpu_absent(tmp_path)
+    (tmp_path / "nvidia0").unlink()
+    (tmp_path / "dxg").touch()  # WSL2 reaches the GPU through this: NVENC may work there
+    assert not nvidia_gpu_absent(tmp_path)
