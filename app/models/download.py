@@ -230,8 +230,8 @@ class Downloader:
         except requests.exceptions.SSLError as exc:
             raise _UrlFailed(url, f"TLS error: {_root_cause(exc)}") from exc
         except requests.exceptions.ConnectionError as exc:
-            host = _host_of(url)
             if (final := _final_connect_failure(exc)) is not None:
+                host = _host_of(url)
                 with self._down_lock:
                     self._down_hosts.setdefault(host, final)
                 raise _UrlFailed(url, f"cannot connect: {host} {final}", unreachable=True) from exc

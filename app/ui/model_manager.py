@@ -263,8 +263,7 @@ class ModelManager(QWidget):
         failed = [r for r in results if not r.ok]
         for result in failed:
             self.problem.emit(f"{result.model_id}: {result.status}: {result.error}")
-        self._failed = [self.ctx.catalog.get(r.model_id) for r in failed]
-        self.retry_button.setEnabled(bool(self._failed))
+        self._failed = [self.ctx.catalog.get(r.model_id) for r in failed]  # _set_busy(False) follows
         self.refresh(self.ctx.store.status(self.ctx.catalog.get(r.model_id)) for r in results)
         ok = len(results) - len(failed)
         if failed:
